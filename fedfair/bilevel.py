@@ -1,0 +1,201 @@
+"""Stage 1: the bilevel fair synthesizer (Wu, Curtis & Robinson, eq. 12–15, Algorithm 1 lines 1–17).
+
+A client learns synthetic features x̂ for fixed (ŝ, ŷ) by minimising the penalty problem (eq. 13)
+
+    P(x̂) = ℓ(D, θ(x̂)) + Σ_k ρ/(2N²) (Σ_i w_ik z_iᵀθ(x̂))² + λ_x/(2(N_s·n)²) ‖x̂‖²
+
+over its REAL training set D (N rows), where θ(x̂) = argmin ℓ_r(D̂, θ) is the inner logistic
+problem on the synthetic set D̂ (eq. 12) and w_ik = s_i − s̄ (SP) or (s_i − s̄)(1 + y_i)/2 (EO).
+``penalty="sp+eo"`` is P_SP + P_EO literally (the loss and λ_x terms count twice).
+
+The hypergradient follows eq. 14–15 by implicit differentiation: with v = ∇_θ P and one linear solve
+u = H⁻¹v against the inner Hessian H, row i of ∇P is
+
+    −(1/N_s) [r_i u_x + w_i (ẑ_iᵀu) θ_x] + λ_x x̂_i/(N_s·n)²,
+
+where r_i = −ŷ_i σ(−ŷ_i ẑ_iᵀθ), w_i = σ(ẑ_iᵀθ) σ(−ẑ_iᵀθ), and u_x, θ_x are the x-components.
+The outer update is Adam (Algorithm 1, line 16). Two inner solvers give the same θ: ``newton``
+(default: exact Hessian, warm-started from the previous outer step's θ) and ``lbfgs`` (the paper's:
+L-BFGS with strong Wolfe line search, solved afresh from θ = 0 at every outer step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from fedfair import model
+from fedfair.errors import FedFairError
+from fedfair.partition import require_both_groups
+from fedfair.table import Table
+
+Penalty = Literal["sp", "eo", "sp+eo"]
+PENALTIES: dict[str, tuple[str, ...]] = {"sp": ("sp",), "eo": ("eo",), "sp+eo": ("sp", "eo")}
+
+
+@dataclass(frozen=True)
+class Stage1Config:
+    """Settings of Algorithm 1, lines 3–8. Defaults are the paper's (§4.1) but for ``lr`` (the paper
+    does not give Adam's step size) and ``inner`` (the fast solver; ``"lbfgs"`` is the paper's)."""
+
+    penalty: Penalty = "sp"
+    rho: float = 1000.0
+    lam_x: float = 1e-4
+    lam_theta: float = model.LAMBDA_THETA
+    k_max: int = 1000
+    lr: float = 0.01
+    ns1: float | None = None  # None: N_s1 = N; a float in (0, 1]: a fraction of N; > 1: a row count
+    init: Literal["real", "uniform"] = "real"
+    inner: Literal["newton", "lbfgs"] = "newton"
+    inner_max_iter: int = 100
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.penalty not in PENALTIES:
+            raise FedFairError(f"unknown stage-1 penalty '{self.penalty}'; choose sp, eo or sp+eo")
+        if self.rho < 0 or self.lam_x < 0 or self.lam_theta <= 0:
+            raise FedFairError("stage-1 rho and lam_x must be >= 0 and lam_theta > 0")
+        if self.k_max < 0 or self.lr <= 0:
+            raise FedFairError("stage-1 k_max must be >= 0 and lr > 0")
+        if self.init not in ("real", "uniform"):
+            raise FedFairError(f"unknown stage-1 init '{self.init}'; choose real or uniform")
+        if self.inner not in ("newton", "lbfgs"):
+            raise FedFairError(f"unknown inner solver '{self.inner}'; choose newton or lbfgs")
+        if self.ns1 is not None and self.ns1 <= 0:
+            raise FedFairError(f"stage-1 ns1 must be > 0, got {self.ns1}")
+
+
+@dataclass
+class Stage1Result:
+    table: Table  # the synthetic set D̂ = (x̂, ŝ, ŷ)
+    theta: np.ndarray  # θ(x̂) at the final x̂
+    history: dict[str, list[float]] = field(default_factory=dict)  # per outer step
+
+
+def synthetic_size(n: int, ns1: float | None) -> int:
+    """N_s1 from the config: N, a fraction of N, or an explicit count (at most N)."""
+    if ns1 is None:
+        return n
+    size = int(round(ns1 * n)) if ns1 <= 1 else int(ns1)
+    if not 2 <= size <= n:
+        raise FedFairError(f"stage-1 ns1={ns1} gives {size} rows; it must give 2..{n} (N = {n})")
+    return size
+
+
+def choose_rows(real: Table, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of real rows whose (s, y) pairs fix (ŝ, ŷ): all rows when N_s1 = N, else a sample
+    with the same (s, y) pair proportions (largest remainder rounding), §3.1."""
+    n = len(real)
+    if size == n:
+        return np.arange(n)
+    pair = real.s * 2 + (real.y == 1)
+    values, counts = np.unique(pair, return_counts=True)
+    quota = counts * size / n
+    take = np.floor(quota).astype(int)
+    take[np.argsort(-(quota - take), kind="stable")[: size - take.sum()]] += 1
+    picks = [rng.choice(np.flatnonzero(pair == v), k, replace=False) for v, k in zip(values, take)]
+    return np.sort(np.concatenate(picks))
+
+
+def penalty_vectors(real: Table, penalty: Penalty) -> np.ndarray:
+    """Rows c_k = (1/N) Σ_i w_ik z_i, so that the covariance estimate of eq. 4 is c_kᵀθ."""
+    z = model.design(real)
+    centred = real.s - real.s.mean()
+    weights = {"sp": centred, "eo": centred * (1 + real.y) / 2}
+    return np.stack([weights[k] @ z / len(real) for k in PENALTIES[penalty]])
+
+
+class _Problem:
+    """The penalty problem (eq. 13) on one client's real data, for a fixed (ŝ, ŷ)."""
+
+    def __init__(self, real: Table, s_hat: np.ndarray, y_hat: np.ndarray, cfg: Stage1Config):
+        self.cfg = cfg
+        self.z_real = model.design(real)
+        self.y_real = real.y.astype(np.float64)
+        self.c = penalty_vectors(real, cfg.penalty)
+        self.terms = len(PENALTIES[cfg.penalty])
+        self.s_hat = s_hat.astype(np.float64)
+        self.y_hat = y_hat.astype(np.float64)
+        self.n_a = self.z_real.shape[1] - 1  # n = dim(a)
+        self.theta: np.ndarray | None = None
+
+    def z_hat(self, x_hat: np.ndarray) -> np.ndarray:
+        ones = np.ones((x_hat.shape[0], 1))
+        return np.hstack([x_hat, self.s_hat[:, None], ones])
+
+    def inner(self, x_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """θ(x̂) and the inner Hessian at it."""
+        z = self.z_hat(x_hat)
+        cfg = self.cfg
+        if cfg.inner == "lbfgs":
+            theta = model.lbfgs(z, self.y_hat, cfg.lam_theta, max_iter=cfg.inner_max_iter)
+            return theta, model.hessian(theta, z, cfg.lam_theta)
+        return model.newton(z, self.y_hat, cfg.lam_theta, self.theta, max_iter=cfg.inner_max_iter)
+
+    def reg_x(self, x_hat: np.ndarray) -> float:
+        return self.cfg.lam_x / (x_hat.shape[0] * self.n_a) ** 2
+
+    def objective(self, x_hat: np.ndarray, theta: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """(P, ℓ(D, θ), covariance estimates c_kᵀθ)."""
+        real_loss = model.loss(theta, self.z_real, self.y_real)
+        cov = self.c @ theta
+        value = self.terms * (real_loss + 0.5 * self.reg_x(x_hat) * np.sum(x_hat**2))
+        return value + 0.5 * self.cfg.rho * float(cov @ cov), real_loss, cov
+
+    def hypergradient(self, x_hat: np.ndarray, theta: np.ndarray, hess: np.ndarray) -> np.ndarray:
+        """∇P(x̂) by implicit differentiation (eq. 14–15); ``hess`` is the inner Hessian at θ."""
+        cfg = self.cfg
+        z = self.z_hat(x_hat)
+        v = self.terms * model.gradient(theta, self.z_real, self.y_real)
+        v += cfg.rho * self.c.T @ (self.c @ theta)
+        u = np.linalg.solve(hess, v)
+        margin = z @ theta
+        r = -self.y_hat * model.sigmoid(-self.y_hat * margin)
+        p = model.sigmoid(margin)
+        w = p * (1.0 - p)
+        d = x_hat.shape[1]
+        grad = -(np.outer(r, u[:d]) + np.outer(w * (z @ u), theta[:d])) / x_hat.shape[0]
+        return grad + self.terms * self.reg_x(x_hat) * x_hat
+
+    def value_and_grad(self, x_hat: np.ndarray) -> tuple[float, np.ndarray, float, np.ndarray]:
+        theta, hess = self.inner(x_hat)
+        self.theta = theta
+        value, real_loss, cov = self.objective(x_hat, theta)
+        return value, self.hypergradient(x_hat, theta, hess), real_loss, cov
+
+
+def synthesize(real: Table, cfg: Stage1Config = Stage1Config()) -> Stage1Result:
+    """Learn a fair synthetic set from a client's real training data (Algorithm 1, lines 2–17)."""
+    require_both_groups(real, "stage 1 (the covariance penalty)")
+    if np.all(real.y == real.y[0]):
+        raise FedFairError("stage 1 needs both labels in the client's training data")
+    rng = np.random.default_rng(cfg.seed)
+    rows = choose_rows(real, synthetic_size(len(real), cfg.ns1), rng)
+    if cfg.init == "real":
+        x_hat = real.x[rows].copy()
+    else:
+        x_hat = rng.uniform(0.0, 1.0, size=(len(rows), real.x.shape[1]))
+    problem = _Problem(real, real.s[rows], real.y[rows], cfg)
+
+    history: dict[str, list[float]] = {"objective": [], "loss": [], "cov": []}
+    m = np.zeros_like(x_hat)
+    v = np.zeros_like(x_hat)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    bar = tqdm(range(1, cfg.k_max + 1), desc="stage 1", disable=not cfg.progress, leave=False)
+    for k in bar:
+        value, grad, real_loss, cov = problem.value_and_grad(x_hat)
+        history["objective"].append(value)
+        history["loss"].append(real_loss)
+        history["cov"].append(float(np.abs(cov).max()))
+        m = beta1 * m + (1 - beta1) * grad
+        v = beta2 * v + (1 - beta2) * grad**2
+        x_hat -= cfg.lr * (m / (1 - beta1**k)) / (np.sqrt(v / (1 - beta2**k)) + eps)
+        if k % 50 == 0:
+            bar.set_postfix(P=f"{value:.4f}", cov=f"{history['cov'][-1]:.4f}")
+    theta = problem.inner(x_hat)[0]
+    table = Table(x_hat, real.s[rows], real.y[rows], real.feature_names)
+    return Stage1Result(table, theta, history)

@@ -1,0 +1,295 @@
+"""Stage 2: a differentially private synthesizer fitted to the stage-1 table (Algorithm 1, line 19).
+
+A client fits an snsynth synthesizer to its fair stage-1 table and samples N_s2 = round(ns2_frac·N)
+rows; those rows are the only thing it uploads. The fitted synthesizer keeps the training matrix and
+exact marginals, so it never leaves :func:`privatize`.
+
+* ``dpctgan`` (the paper's): every column is continuous with PUBLIC min–max bounds, so no budget is
+  spent on preprocessing and no exact category frequency leaks through the conditional vector;
+  ``s`` and ``y`` come back thresholded at 0.5. Only the discriminator is private: opacus 0.14's RDP
+  accountant for the subsampled Gaussian, q = B/n (B capped at N, rounded down to even), two noisy
+  steps per batch (fake, real). It trains for the largest number of epochs (at most ``epochs``)
+  whose ε stays within the target, so the reported ε never exceeds it (snsynth alone stops one epoch
+  late). Caveat: the real batches are drawn with replacement, which is neither Poisson nor
+  fixed-size sampling, so the ε is the usual Poisson approximation, not a proven bound (opacus: "The
+  returned privacy budget will be incorrect"; smartnoise-sdk#569). A known seed makes the DP noise
+  reproducible, which is fine in a simulation only.
+* ``mst``: Private-PGM's MST on ``mst_bins`` public equal-width bins per feature (values come back as
+  bin midpoints), ``s`` and ``y`` as two bins; it spends exactly (ε, δ). Its Gaussian noise comes from
+  OpenDP's secure sampler, so its output is not reproducible and ``seed`` is not used.
+* ``none``: no differential privacy; the stage-1 table is returned as is (``ns2_frac`` not applied).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import platform
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fedfair.errors import FedFairError
+from fedfair.table import Table
+
+NAMES = ("dpctgan", "mst", "none")
+# The RDP orders snsynth's DP-CTGAN gives opacus' PrivacyEngine.
+DPCTGAN_ALPHAS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64))
+# Library noise that fires inside a fit (the torch one ~144 times per DP-CTGAN epoch).
+_NOISE = (
+    (FutureWarning, "Using a non-full backward hook"),
+    (UserWarning, "Secure RNG turned off"),
+    (UserWarning, "The sample rate will be defined"),
+    (UserWarning, "Pandas dataframe inputs are deprecated"),
+)
+
+
+@dataclass(frozen=True)
+class Stage2Config:
+    """Settings of Algorithm 1, line 19. ``epochs`` caps DP-CTGAN, which otherwise trains until the
+    budget is spent; ``threads`` is torch's thread count during the fit."""
+
+    name: str
+    epsilon: float = 3.0
+    delta: float = 1e-5
+    ns2_frac: float = 1.0
+    epochs: int = 300
+    batch_size: int = 500
+    sigma: float = 5.0
+    seed: int = 0
+    threads: int = 1
+    mst_bins: int = 16
+
+    def __post_init__(self) -> None:
+        if self.name not in NAMES:
+            raise FedFairError(f"unknown stage2 '{self.name}'; choose dpctgan, mst or none")
+        if not self.epsilon > 0:
+            raise FedFairError(f"stage2.epsilon must be > 0, got {float(self.epsilon)}")
+        if not 0 < self.delta < 1:
+            raise FedFairError(f"stage2.delta must be in (0, 1), got {self.delta}")
+        if not 0 < self.ns2_frac <= 1:
+            raise FedFairError(f"stage2.ns2_frac={self.ns2_frac} must be in (0, 1]")
+        if self.epochs < 1 or self.threads < 1 or not self.sigma > 0:
+            raise FedFairError("stage2.epochs and stage2.threads must be >= 1 and stage2.sigma > 0")
+        if self.batch_size < 2 or self.batch_size % 2:
+            raise FedFairError(f"stage2.batch_size must be even and >= 2, got {self.batch_size}")
+        if self.mst_bins < 2:
+            raise FedFairError(f"stage2.mst_bins must be >= 2, got {self.mst_bins}")
+        if not 0 <= self.seed < 2**32:
+            raise FedFairError(f"stage2.seed must be in [0, 2**32), got {self.seed}")
+
+
+@dataclass
+class PrivacyReport:
+    """What stage 2 spent. ``epsilon`` is ``inf`` for ``none`` (``None`` in :meth:`to_dict`);
+    ``epochs``, ``steps`` (noisy discriminator steps), ``noise_multiplier`` and ``sample_rate`` are
+    DP-CTGAN's accounting inputs. ``single_label``: every returned row has the same label (DP-CTGAN at
+    a small ε can collapse so); no classifier can be fitted on such a table alone, and the caller
+    decides what to do."""
+
+    mechanism: str
+    epsilon: float
+    delta: float | None
+    seconds: float
+    single_label: bool
+    epochs: int | None = None
+    steps: int | None = None
+    noise_multiplier: float | None = None
+    sample_rate: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if math.isinf(self.epsilon):
+            out["epsilon"] = None
+        return out
+
+
+def privatize(
+    table: Table, bounds: dict[str, tuple[float, float]], cfg: Stage2Config, progress: bool = False
+) -> tuple[Table, PrivacyReport]:
+    """The DP synthetic table of N_s2 rows (same feature names) and its privacy report.
+
+    ``bounds`` holds the PUBLIC (lower, upper) of every feature, from the dataset schema, never from
+    the data; ``s`` and ``y`` are 0/1 by construction, so entries for them are not needed. Stage-1
+    features may lie slightly outside their bounds: they are CLIPPED to them before fitting. A result
+    whose rows all carry one label is returned, not refused (``report.single_label``). ``progress``
+    lets the synthesizer print its progress.
+    """
+    start = time.perf_counter()
+    if cfg.name == "none":
+        return table, PrivacyReport("none", math.inf, None, 0.0, _single_label(table))
+    frame, lower, upper = _clipped_frame(table, bounds)
+    n_rows = max(1, round(cfg.ns2_frac * len(table)))
+    with warnings.catch_warnings():
+        for category, message in _NOISE:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        if cfg.name == "dpctgan":
+            sample, accounting = _dpctgan(frame, lower, upper, n_rows, cfg, progress)
+        else:
+            sample, accounting = _mst(frame, lower, upper, n_rows, cfg, progress)
+    out = Table.from_array(sample[list(table.columns)].to_numpy(dtype=np.float64), table.columns)
+    report = PrivacyReport(
+        mechanism=cfg.name,
+        delta=cfg.delta,
+        seconds=time.perf_counter() - start,
+        single_label=_single_label(out),
+        **accounting,
+    )
+    return out, report
+
+
+def _single_label(table: Table) -> bool:
+    return len(table) > 0 and bool(np.all(table.y == table.y[0]))
+
+
+def _clipped_frame(
+    table: Table, bounds: dict[str, tuple[float, float]]
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """``table.to_array()`` as a DataFrame clipped to the public bounds, and those bounds per column."""
+    missing = [f for f in table.feature_names if f not in bounds]
+    if missing:
+        raise FedFairError(f"stage 2 needs public bounds for feature(s): {', '.join(missing)}")
+    for f in table.feature_names:
+        lo, hi = bounds[f]
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise FedFairError(f"bounds of feature '{f}' must be finite, lower < upper; got ({lo}, {hi})")
+    lower = np.array([float(bounds[f][0]) for f in table.feature_names] + [0.0, 0.0])
+    upper = np.array([float(bounds[f][1]) for f in table.feature_names] + [1.0, 1.0])
+    arr = np.clip(table.to_array().astype(np.float64), lower, upper)
+    return pd.DataFrame(arr, columns=list(table.columns)), lower, upper
+
+
+def _dpctgan(
+    frame: pd.DataFrame, lower: np.ndarray, upper: np.ndarray, n_rows: int, cfg: Stage2Config,
+    progress: bool,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from snsynth import Synthesizer
+    from snsynth.transform import MinMaxTransformer
+    from snsynth.transform.table import TableTransformer
+
+    n = len(frame)
+    if n < 2:
+        raise FedFairError(f"DP-CTGAN needs at least 2 rows, got {n}")
+    batch = min(cfg.batch_size, n - n % 2)
+    q = batch / n
+    steps_per_epoch = 2 * max(n // batch, 1)
+    rdp_step = _rdp_per_step(q, cfg.sigma)
+    epochs = _affordable_epochs(rdp_step, steps_per_epoch, cfg)
+    scalers = [MinMaxTransformer(lower=lo, upper=hi) for lo, hi in zip(lower, upper)]
+    synth = Synthesizer.create(
+        "dpctgan", epsilon=cfg.epsilon, delta=cfg.delta, epochs=epochs, batch_size=batch,
+        sigma=cfg.sigma, verbose=progress, cuda=False,
+    )
+    fit_seed, noise_seed, sample_seed = map(int, np.random.SeedSequence(cfg.seed).generate_state(3))
+    _raise_mmap_threshold()
+    with _reproducible(fit_seed, noise_seed, cfg.threads) as engines:
+        synth.fit(frame, transformer=TableTransformer(scalers), preprocessor_eps=0.0)
+        _seed(sample_seed)
+        sample = synth.sample(n_rows)
+    steps = sum(engine.steps for engine in engines)
+    return sample, {
+        "epsilon": _epsilon(rdp_step, steps, cfg.delta),
+        "epochs": steps // steps_per_epoch,
+        "steps": steps,
+        "noise_multiplier": cfg.sigma,
+        "sample_rate": q,
+    }
+
+
+def _rdp_per_step(sample_rate: float, noise_multiplier: float) -> np.ndarray:
+    """RDP of one subsampled-Gaussian step at DP-CTGAN's orders (opacus' accountant); it adds up
+    linearly over steps."""
+    from opacus import privacy_analysis
+
+    return np.asarray(privacy_analysis.compute_rdp(sample_rate, noise_multiplier, 1, DPCTGAN_ALPHAS))
+
+
+def _epsilon(rdp_step: np.ndarray, steps: int, delta: float) -> float:
+    from opacus import privacy_analysis
+
+    return float(privacy_analysis.get_privacy_spent(DPCTGAN_ALPHAS, rdp_step * steps, delta)[0])
+
+
+def _affordable_epochs(rdp_step: np.ndarray, steps_per_epoch: int, cfg: Stage2Config) -> int:
+    """The most epochs (at most ``cfg.epochs``) whose ε is within ``cfg.epsilon``."""
+    epochs = 0
+    spent = _epsilon(rdp_step, steps_per_epoch, cfg.delta)
+    while epochs < cfg.epochs and spent <= cfg.epsilon:
+        epochs += 1
+        spent = _epsilon(rdp_step, (epochs + 1) * steps_per_epoch, cfg.delta)
+    if epochs == 0:
+        raise FedFairError(
+            f"stage2.epsilon={cfg.epsilon} buys no DP-CTGAN epoch (one costs {spent:.3g} at "
+            f"sigma={cfg.sigma}); raise epsilon or sigma"
+        )
+    return epochs
+
+
+def _mst(
+    frame: pd.DataFrame, lower: np.ndarray, upper: np.ndarray, n_rows: int, cfg: Stage2Config,
+    progress: bool,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from snsynth import Synthesizer
+    from snsynth.transform import BinTransformer
+    from snsynth.transform.table import TableTransformer
+
+    d = frame.shape[1] - 2
+    bins = [BinTransformer(bins=cfg.mst_bins, lower=lo, upper=hi) for lo, hi in zip(lower[:d], upper[:d])]
+    bins += [BinTransformer(bins=2, lower=0.0, upper=1.0) for _ in range(2)]  # s, y
+    synth = Synthesizer.create("mst", epsilon=cfg.epsilon, delta=cfg.delta, verbose=progress)
+    synth.fit(frame, transformer=TableTransformer(bins), preprocessor_eps=0.0)
+    return synth.sample(n_rows), {"epsilon": cfg.epsilon}
+
+
+def _seed(seed: int) -> None:
+    import torch
+
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def _reproducible(seed: int, noise_seed: int, threads: int) -> Iterator[list[Any]]:
+    """Seed numpy and torch, run torch on ``threads`` threads, and reseed torch right after every
+    opacus ``PrivacyEngine.__init__`` (it reseeds the global torch RNG from os.urandom). Yields the
+    engines created inside (for their step counts); restores the RNG states, the thread count and
+    the patched ``__init__`` on exit."""
+    import opacus
+    import torch
+
+    np_state, torch_state = np.random.get_state(), torch.get_rng_state()
+    old_threads = torch.get_num_threads()
+    original_init = opacus.PrivacyEngine.__init__
+    engines: list[Any] = []
+
+    def seeded_init(engine: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(engine, *args, **kwargs)
+        torch.manual_seed(noise_seed)
+        engines.append(engine)
+
+    opacus.PrivacyEngine.__init__ = seeded_init
+    try:
+        torch.set_num_threads(threads)
+        _seed(seed)
+        yield engines
+    finally:
+        opacus.PrivacyEngine.__init__ = original_init
+        torch.set_num_threads(old_threads)
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
+
+
+def _raise_mmap_threshold() -> None:
+    """glibc only (a no-op elsewhere): keep large buffers such as opacus' per-sample gradients on the
+    heap instead of mapping and unmapping them every step, which halves that einsum. Process-wide."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
+    libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
