@@ -12,16 +12,33 @@ every message as JSON (``config["fedfair"]``), so the server's resolved config g
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedfair import pipeline
 from fedfair.errors import FedFairError
 
 app = ClientApp()
+Handler = Callable[[Message, Context], Message]
+BAD_INPUT = 2  # Flower's code for "the ClientApp raised an exception"
+
+
+def one_line_errors(handler: Handler) -> Handler:
+    """Reply to bad input (a FedFairError) with an error message naming the problem, not a traceback."""
+
+    @functools.wraps(handler)
+    def wrapped(msg: Message, context: Context) -> Message:
+        try:
+            return handler(msg, context)
+        except FedFairError as exc:
+            return Message(Error(code=BAD_INPUT, reason=str(exc)), reply_to=msg)
+
+    return wrapped
 
 
 def _experiment(msg: Message, context: Context) -> tuple[pipeline.Experiment, int]:
@@ -34,6 +51,7 @@ def _experiment(msg: Message, context: Context) -> tuple[pipeline.Experiment, in
 
 
 @app.train()
+@one_line_errors
 def train(msg: Message, context: Context) -> Message:
     exp, pid = _experiment(msg, context)
     if exp.strategy != "oneshot":
@@ -61,6 +79,7 @@ def train(msg: Message, context: Context) -> Message:
 
 
 @app.evaluate()
+@one_line_errors
 def evaluate(msg: Message, context: Context) -> Message:
     exp, pid = _experiment(msg, context)
     _, local_test = exp.client_tables(exp.load(), pid)

@@ -11,6 +11,7 @@ every other module of ``fedfair`` is Flower-free.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from fedfair.env import set_offline_defaults
@@ -24,8 +25,10 @@ def _check_jobs(args: list[str]) -> None:
 
     overrides = [a for a in args if not a.startswith("-")]
     jobs = expand_sweep(overrides) if {"-m", "--multirun"} & set(args) else [overrides]
-    for job in jobs:
-        Experiment(compose_config(job))
+    experiments = [Experiment(compose_config(job)) for job in jobs]
+    datasets = {json.dumps([e.cfg["dataset"], e.cfg.get("data_dir")], sort_keys=True): e for e in experiments}
+    for exp in datasets.values():  # the data must be there before any node starts
+        exp.load()
 
 
 def _run(args: list[str]) -> int:

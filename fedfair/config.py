@@ -21,8 +21,8 @@ from fedfair.errors import FedFairError
 
 
 def _one_line(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
-    return text.replace("Available options in", "; available options in")
+    text = " ".join(str(exc).split()).split(" Config search path:")[0]
+    return text.replace(" Available options in", "; available options in")
 
 
 def compose_config(overrides: list[str]) -> dict[str, Any]:

@@ -22,6 +22,14 @@ from fedfair.stage2 import Stage2Config, privatize
 from fedfair.table import Table
 
 
+_KINDS: dict[type, tuple[str, Any]] = {
+    float: ("a number", (int, float)),
+    int: ("an integer", int),
+    str: ("a string", str),
+    bool: ("true or false", bool),
+}
+
+
 def _build(cls: type, section: dict[str, Any], where: str, **extra: Any) -> Any:
     """Instantiate a config dataclass from a config section, naming unknown keys clearly."""
     known = {f.name for f in fields(cls)}
@@ -29,6 +37,12 @@ def _build(cls: type, section: dict[str, Any], where: str, **extra: Any) -> Any:
     unknown = sorted(set(values) - known)
     if unknown:
         raise FedFairError(f"unknown key(s) in {where}: {', '.join(unknown)}")
+    for f in fields(cls):
+        if f.name in values and type(f.default) in _KINDS:
+            kind, accepted = _KINDS[type(f.default)]
+            value = values[f.name]
+            if not isinstance(value, accepted) or (isinstance(value, bool) and accepted is not bool):
+                raise FedFairError(f"{where}.{f.name} must be {kind}, got {value!r}")
     return cls(**values, **extra)
 
 

@@ -40,7 +40,11 @@ def simulate(cfg: dict[str, Any], output_dir: Path, overrides: list[str]) -> Pat
         num_supernodes=exp.num_clients,
         backend_config={
             "client_resources": {"num_cpus": int(sim["client_cpus"]), "num_gpus": 0.0},
-            "init_args": {"num_cpus": int(sim["num_cpus"]), "log_to_driver": bool(cfg.get("progress"))},
+            "init_args": {
+                "num_cpus": int(sim["num_cpus"]),
+                "log_to_driver": bool(cfg.get("progress")),
+                "include_dashboard": False,
+            },
         },
     )
     if "error" in outcome:

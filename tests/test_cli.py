@@ -1,0 +1,65 @@
+"""The ``fedfair`` command: bad input is one line on stderr, exit code 2, nothing written."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedfair.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["stage2.epsilon=0"], "stage2.epsilon must be > 0, got 0.0"),
+        (["stage2.epsilon=-1"], "stage2.epsilon must be > 0"),
+        (["stage2.ns2_frac=1.5"], "stage2.ns2_frac=1.5 must be in (0, 1]"),
+        (["stage2=foo"], "stage2"),
+        (["dataset.name=mnist"], "unknown dataset 'mnist'"),
+        (["stage1.penalty=xx"], "unknown stage-1 penalty 'xx'"),
+        (["stage1.bogus=1"], "bogus"),
+        (["num_clients=0"], "num_clients must be a positive integer"),
+        (["-m", "stage1.rho=0,10", "stage2.epsilon=0"], "stage2.epsilon must be > 0"),
+    ],
+)
+def test_bad_config_is_one_line_and_exit_2(overrides, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *overrides]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert message in err
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_missing_data_names_the_file_and_the_fix(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDFAIR_DATA_DIR", str(tmp_path))
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "law_school.csv" in err and str(tmp_path) in err and "fedfair data fetch law_school" in err
+
+
+def test_data_list_shows_the_directory_and_each_dataset(capsys):
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("law_school", "adult", "compas", "synthetic"):
+        assert name in out
+
+
+def test_the_library_never_imports_flower():
+    code = (
+        "import sys, fedfair, fedfair.data, fedfair.partition, fedfair.metrics, fedfair.model, "
+        "fedfair.bilevel, fedfair.stage2, fedfair.pipeline, fedfair.results, fedfair.config, fedfair.cli; "
+        "print(any(m == 'flwr' or m.startswith('flwr.') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = "pip install -e '.[test]' && python -m pytest"
+    assert command in readme and command in ci

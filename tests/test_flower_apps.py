@@ -1,0 +1,80 @@
+"""The ClientApp and the one-shot strategy against an in-process grid (no Ray): results, exact pooled
+metrics, measured bytes, failing clients and degenerate uploads."""
+
+import json
+
+import numpy as np
+import pytest
+from fakegrid import FakeGrid
+
+from clients.client_app import app as client_app
+from fedfair import bilevel, metrics, model
+from fedfair.config import compose_config
+from fedfair.errors import FedFairError
+from fedfair.pipeline import Experiment
+from fedfair.table import Table
+from strategies.server_app import run_experiment
+
+
+def _run(tmp_path, overrides, failing=None):
+    cfg = compose_config(overrides)
+    grid = FakeGrid(client_app, cfg["num_clients"], failing)
+    path = run_experiment(grid, cfg, tmp_path, overrides)
+    return cfg, json.loads(path.read_text())
+
+
+def test_oneshot_results_match_the_library_computed_directly(tmp_path, base_overrides):
+    cfg, res = _run(tmp_path, base_overrides)
+    assert res["strategy"] == "oneshot" and res["num_clients"] == 2
+    assert res["communication"]["rounds"] == 1
+    assert res["communication"]["messages"] == 8  # train + evaluate, down and up, 2 clients
+    assert res["privacy"] == {"mechanism": "none", "epsilon": None, "delta": None,
+                              "per_client": res["privacy"]["per_client"]}
+
+    # Recompute the whole pipeline with the library alone: same uploads, same θ, same pooled counts.
+    exp = Experiment(cfg)
+    data = exp.load()
+    uploads, tests = [], []
+    for pid in range(2):
+        train, test = exp.client_tables(data, pid)
+        uploads.append(bilevel.synthesize(train, exp.stage1_config(pid)).table)
+        tests.append(test)
+    theta = model.fit(Table.concat(uploads))
+    pooled = metrics.pooled([metrics.counts(t.y, model.predict(theta, t), t.s, model.decision(theta, t)) for t in tests])
+    for key in ("accuracy", "spd", "eod", "cov_sp", "cov_eo", "dpr", "eor", "recall", "f1"):
+        # the upload travels as float32, hence the tolerance
+        assert res["metrics"][key] == pytest.approx(pooled[key], rel=1e-5, abs=1e-8), key
+
+    # Bytes up are measured from the records: the float32 tables dominate them.
+    table_bytes = sum(u.to_array().nbytes for u in uploads)
+    assert table_bytes < res["communication"]["bytes_up"] < table_bytes + 20_000
+    assert res["communication"]["bytes_down"] < 10_000
+    assert [c["n_upload"] for c in res["per_client"]] == [len(u) for u in uploads]
+
+
+def test_a_failing_client_is_logged_and_the_run_needs_min_clients(tmp_path, base_overrides, caplog):
+    with pytest.raises(FedFairError, match="only 1 of 2 clients answered"):
+        _run(tmp_path / "a", base_overrides, failing={1: "disk on fire"})
+    assert "disk on fire" in caplog.text
+    assert not (tmp_path / "a" / "results.json").exists()
+    _, res = _run(tmp_path / "b", [*base_overrides, "strategy.min_clients=1"], failing={1: "disk on fire"})
+    assert [c["partition_id"] for c in res["per_client"]] == [0]
+
+
+def test_bad_client_input_comes_back_as_a_one_line_reason(tmp_path, base_overrides, caplog):
+    # Each node believes the federation has 3 partitions, the run says 2.
+    cfg = compose_config(base_overrides)
+    with pytest.raises(FedFairError, match="only 0 of 2 clients answered"):
+        run_experiment(FakeGrid(client_app, 3), cfg, tmp_path, [])
+    reasons = [r.getMessage() for r in caplog.records if "failed:" in r.getMessage()]
+    assert len(reasons) == 3
+    assert all(r.endswith("this node belongs to a 3-partition federation, the run has 2") for r in reasons)
+
+
+def test_single_label_uploads_give_a_constant_model_and_are_flagged():
+    from fedfair.pipeline import server_fit
+
+    t = Table(np.zeros((4, 2)), np.array([0, 1, 0, 1]), np.ones(4, dtype=int), ("a", "b"))
+    theta, degenerate = server_fit([t, t], 1e-4)
+    assert degenerate
+    assert np.all(model.predict(theta, t) == 1)
