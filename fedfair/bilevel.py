@@ -14,9 +14,12 @@ u = H⁻¹v against the inner Hessian H, row i of ∇P is
     −(1/N_s) [r_i u_x + w_i (ẑ_iᵀu) θ_x] + λ_x x̂_i/(N_s·n)²,
 
 where r_i = −ŷ_i σ(−ŷ_i ẑ_iᵀθ), w_i = σ(ẑ_iᵀθ) σ(−ẑ_iᵀθ), and u_x, θ_x are the x-components.
-The outer update is Adam (Algorithm 1, line 16). Two inner solvers give the same θ: ``newton``
-(default: exact Hessian, warm-started from the previous outer step's θ) and ``lbfgs`` (the paper's:
-L-BFGS with strong Wolfe line search, solved afresh from θ = 0 at every outer step).
+The outer update is Adam (Algorithm 1, line 16). Two inner solvers: ``lbfgs`` is the paper's
+(L-BFGS with strong Wolfe line search, solved afresh from θ = 0 at every outer step); ``newton``
+(default) solves the inner problem exactly once, then tracks its minimiser as x̂ moves with
+warm-started Newton steps (Newton converges quadratically from the
+previous minimiser, which an Adam step of size ``lr`` barely moves) until the inner gradient is
+below ``inner_tol``, and solves it to convergence again at the end. ``scripts/bench_stage1.py`` measures that both give the same synthetic set's model.
 """
 
 from __future__ import annotations
@@ -25,15 +28,18 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from scipy.special import expit
 from tqdm.auto import tqdm
 
 from fedfair import model
+from fedfair.env import raise_mmap_threshold
 from fedfair.errors import FedFairError
 from fedfair.partition import require_both_groups
 from fedfair.table import Table
 
 Penalty = Literal["sp", "eo", "sp+eo"]
 PENALTIES: dict[str, tuple[str, ...]] = {"sp": ("sp",), "eo": ("eo",), "sp+eo": ("sp", "eo")}
+RECORD_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class Stage1Config:
     init: Literal["real", "uniform"] = "real"
     inner: Literal["newton", "lbfgs"] = "newton"
     inner_max_iter: int = 100
+    inner_tol: float = 1e-8
     seed: int = 0
     progress: bool = True
 
@@ -61,6 +68,8 @@ class Stage1Config:
             raise FedFairError("stage-1 rho and lam_x must be >= 0 and lam_theta > 0")
         if self.k_max < 0 or self.lr <= 0:
             raise FedFairError("stage-1 k_max must be >= 0 and lr > 0")
+        if self.inner_max_iter < 1 or self.inner_tol <= 0:
+            raise FedFairError("stage-1 inner_max_iter must be >= 1 and inner_tol > 0")
         if self.init not in ("real", "uniform"):
             raise FedFairError(f"unknown stage-1 init '{self.init}'; choose real or uniform")
         if self.inner not in ("newton", "lbfgs"):
@@ -73,7 +82,8 @@ class Stage1Config:
 class Stage1Result:
     table: Table  # the synthetic set D̂ = (x̂, ŝ, ŷ)
     theta: np.ndarray  # θ(x̂) at the final x̂
-    history: dict[str, list[float]] = field(default_factory=dict)  # per outer step
+    # every RECORD_EVERY outer steps and at the end: P, ℓ(D, θ) and max_k |c_kᵀθ|
+    history: dict[str, list[float]] = field(default_factory=dict)
 
 
 def synthetic_size(n: int, ns1: float | None) -> int:
@@ -110,9 +120,12 @@ def penalty_vectors(real: Table, penalty: Penalty) -> np.ndarray:
 
 
 class _Problem:
-    """The penalty problem (eq. 13) on one client's real data, for a fixed (ŝ, ŷ)."""
+    """The penalty problem (eq. 13) on one client's real data, for a fixed (ŝ, ŷ).
 
-    def __init__(self, real: Table, s_hat: np.ndarray, y_hat: np.ndarray, cfg: Stage1Config):
+    ``x`` is x̂, which the outer loop updates in place; ``z`` is the design matrix ẑ = (x̂, ŝ, 1),
+    refreshed from ``x`` at each evaluation."""
+
+    def __init__(self, real: Table, s_hat: np.ndarray, y_hat: np.ndarray, x0: np.ndarray, cfg: Stage1Config):
         self.cfg = cfg
         self.z_real = model.design(real)
         self.y_real = real.y.astype(np.float64)
@@ -121,20 +134,29 @@ class _Problem:
         self.s_hat = s_hat.astype(np.float64)
         self.y_hat = y_hat.astype(np.float64)
         self.n_a = self.z_real.shape[1] - 1  # n = dim(a)
+        self.x = np.array(x0, dtype=np.float64)
+        self.z = self.z_hat(self.x)
         self.theta: np.ndarray | None = None
 
     def z_hat(self, x_hat: np.ndarray) -> np.ndarray:
         ones = np.ones((x_hat.shape[0], 1))
         return np.hstack([x_hat, self.s_hat[:, None], ones])
 
-    def inner(self, x_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """θ(x̂) and the inner Hessian at it."""
-        z = self.z_hat(x_hat)
+    def inner(self, converge: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """θ(x̂), the inner Hessian and σ(ẑᵀθ). ``lbfgs``: solved afresh from θ = 0 (the paper's way).
+        ``newton``: solved to convergence the first time (and when ``converge``), then tracked by
+        warm-started Newton steps until ‖∇ℓ_r‖_∞ ≤ ``inner_tol`` (usually one per outer step)."""
         cfg = self.cfg
         if cfg.inner == "lbfgs":
-            theta = model.lbfgs(z, self.y_hat, cfg.lam_theta, max_iter=cfg.inner_max_iter)
-            return theta, model.hessian(theta, z, cfg.lam_theta)
-        return model.newton(z, self.y_hat, cfg.lam_theta, self.theta, max_iter=cfg.inner_max_iter)
+            theta = model.lbfgs(self.z, self.y_hat, cfg.lam_theta, max_iter=cfg.inner_max_iter)
+            hess = model.hessian(theta, self.z, cfg.lam_theta)
+        elif self.theta is None or converge:
+            theta, hess = model.newton(self.z, self.y_hat, cfg.lam_theta, self.theta, max_iter=cfg.inner_max_iter)
+        else:
+            return model.newton_track(
+                self.theta, self.z, self.y_hat, cfg.lam_theta, cfg.inner_tol, cfg.inner_max_iter
+            )
+        return theta, hess, expit(self.z @ theta)
 
     def reg_x(self, x_hat: np.ndarray) -> float:
         return self.cfg.lam_x / (x_hat.shape[0] * self.n_a) ** 2
@@ -143,29 +165,40 @@ class _Problem:
         """(P, ℓ(D, θ), covariance estimates c_kᵀθ)."""
         real_loss = model.loss(theta, self.z_real, self.y_real)
         cov = self.c @ theta
-        value = self.terms * (real_loss + 0.5 * self.reg_x(x_hat) * np.sum(x_hat**2))
+        value = self.terms * (real_loss + 0.5 * self.reg_x(x_hat) * float(np.vdot(x_hat, x_hat)))
         return value + 0.5 * self.cfg.rho * float(cov @ cov), real_loss, cov
 
-    def hypergradient(self, x_hat: np.ndarray, theta: np.ndarray, hess: np.ndarray) -> np.ndarray:
-        """∇P(x̂) by implicit differentiation (eq. 14–15); ``hess`` is the inner Hessian at θ."""
-        cfg = self.cfg
-        z = self.z_hat(x_hat)
-        v = self.terms * model.gradient(theta, self.z_real, self.y_real)
-        v += cfg.rho * self.c.T @ (self.c @ theta)
-        u = np.linalg.solve(hess, v)
-        margin = z @ theta
-        r = -self.y_hat * model.sigmoid(-self.y_hat * margin)
-        p = model.sigmoid(margin)
-        w = p * (1.0 - p)
-        d = x_hat.shape[1]
-        grad = -(np.outer(r, u[:d]) + np.outer(w * (z @ u), theta[:d])) / x_hat.shape[0]
-        return grad + self.terms * self.reg_x(x_hat) * x_hat
+    def theta_gradient(self, theta: np.ndarray) -> np.ndarray:
+        """∇_θ P: the real-data loss gradient plus the penalty's ρ Σ_k (c_kᵀθ) c_k."""
+        real_grad = model.gradient(theta, self.z_real, self.y_real)
+        return self.terms * real_grad + self.cfg.rho * self.c.T @ (self.c @ theta)
 
-    def value_and_grad(self, x_hat: np.ndarray) -> tuple[float, np.ndarray, float, np.ndarray]:
-        theta, hess = self.inner(x_hat)
-        self.theta = theta
-        value, real_loss, cov = self.objective(x_hat, theta)
-        return value, self.hypergradient(x_hat, theta, hess), real_loss, cov
+    def hypergradient(
+        self,
+        x_hat: np.ndarray,
+        theta: np.ndarray,
+        hess: np.ndarray,
+        z: np.ndarray | None = None,
+        p: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """∇P(x̂) by implicit differentiation (eq. 14–15); ``hess`` is the inner Hessian at θ,
+        ``z`` and ``p`` = σ(ẑᵀθ) may be passed when already computed."""
+        z = self.z_hat(x_hat) if z is None else z
+        u = np.linalg.solve(hess, self.theta_gradient(theta))
+        p = expit(z @ theta) if p is None else p
+        r = p - (self.y_hat + 1) / 2  # = −ŷ σ(−ŷ zᵀθ)
+        coef = np.column_stack([r, p * (1.0 - p) * (z @ u)])
+        d = x_hat.shape[1]
+        grad = coef @ np.vstack([u[:d], theta[:d]])
+        grad *= -1.0 / x_hat.shape[0]
+        grad += self.terms * self.reg_x(x_hat) * x_hat
+        return grad
+
+    def step_gradient(self) -> np.ndarray:
+        """∇P at the current x̂ (refreshing ẑ and θ)."""
+        self.z[:, : self.x.shape[1]] = self.x
+        self.theta, hess, p = self.inner()
+        return self.hypergradient(self.x, self.theta, hess, self.z, p)
 
 
 def synthesize(real: Table, cfg: Stage1Config = Stage1Config()) -> Stage1Result:
@@ -173,29 +206,47 @@ def synthesize(real: Table, cfg: Stage1Config = Stage1Config()) -> Stage1Result:
     require_both_groups(real, "stage 1 (the covariance penalty)")
     if np.all(real.y == real.y[0]):
         raise FedFairError("stage 1 needs both labels in the client's training data")
+    raise_mmap_threshold()
     rng = np.random.default_rng(cfg.seed)
     rows = choose_rows(real, synthetic_size(len(real), cfg.ns1), rng)
     if cfg.init == "real":
-        x_hat = real.x[rows].copy()
+        x0 = real.x[rows]
     else:
-        x_hat = rng.uniform(0.0, 1.0, size=(len(rows), real.x.shape[1]))
-    problem = _Problem(real, real.s[rows], real.y[rows], cfg)
-
-    history: dict[str, list[float]] = {"objective": [], "loss": [], "cov": []}
-    m = np.zeros_like(x_hat)
-    v = np.zeros_like(x_hat)
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
+        x0 = rng.uniform(0.0, 1.0, size=(len(rows), real.x.shape[1]))
+    problem = _Problem(real, real.s[rows], real.y[rows], x0, cfg)
+    x_hat = problem.x
     bar = tqdm(range(1, cfg.k_max + 1), desc="stage 1", disable=not cfg.progress, leave=False)
-    for k in bar:
-        value, grad, real_loss, cov = problem.value_and_grad(x_hat)
+    history: dict[str, list[float]] = {"step": [], "objective": [], "loss": [], "cov": []}
+
+    def record(k: int) -> None:
+        value, real_loss, cov = problem.objective(x_hat, problem.theta)
+        history["step"].append(k)
         history["objective"].append(value)
         history["loss"].append(real_loss)
         history["cov"].append(float(np.abs(cov).max()))
-        m = beta1 * m + (1 - beta1) * grad
-        v = beta2 * v + (1 - beta2) * grad**2
-        x_hat -= cfg.lr * (m / (1 - beta1**k)) / (np.sqrt(v / (1 - beta2**k)) + eps)
-        if k % 50 == 0:
-            bar.set_postfix(P=f"{value:.4f}", cov=f"{history['cov'][-1]:.4f}")
-    theta = problem.inner(x_hat)[0]
-    table = Table(x_hat, real.s[rows], real.y[rows], real.feature_names)
-    return Stage1Result(table, theta, history)
+        bar.set_postfix(P=f"{value:.4f}", cov=f"{history['cov'][-1]:.4f}", refresh=False)
+
+    m = np.zeros_like(x_hat)
+    v = np.zeros_like(x_hat)
+    step = np.empty_like(x_hat)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    for k in bar:
+        grad = problem.step_gradient()
+        if k == 1 or k % RECORD_EVERY == 0:
+            record(k - 1)  # the state the gradient was taken at
+        # Adam (Algorithm 1, line 16) in Kingma & Ba's efficient form, in place
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        np.multiply(grad, grad, out=grad)
+        v += (1 - beta2) * grad
+        correction = np.sqrt(1 - beta2**k)
+        np.sqrt(v, out=step)
+        step += eps * correction
+        np.divide(m, step, out=step)
+        step *= cfg.lr * correction / (1 - beta1**k)
+        x_hat -= step
+    problem.z[:, : x_hat.shape[1]] = x_hat
+    problem.theta = problem.inner(converge=True)[0]
+    record(cfg.k_max)
+    return Stage1Result(Table(x_hat, real.s[rows], real.y[rows], real.feature_names), problem.theta, history)

@@ -32,10 +32,6 @@ def reg_coef(lam: float, z: np.ndarray) -> float:
     return lam / (z.shape[1] - 1) ** 2
 
 
-def sigmoid(t: np.ndarray) -> np.ndarray:
-    return expit(t)
-
-
 def loss(theta: np.ndarray, z: np.ndarray, y: np.ndarray, lam: float = 0.0) -> float:
     """ℓ_r(θ) of eq. 12 (ℓ of eq. 10 when ``lam`` = 0)."""
     margins = y * (z @ theta)
@@ -43,14 +39,13 @@ def loss(theta: np.ndarray, z: np.ndarray, y: np.ndarray, lam: float = 0.0) -> f
 
 
 def gradient(theta: np.ndarray, z: np.ndarray, y: np.ndarray, lam: float = 0.0) -> np.ndarray:
-    r = -y * sigmoid(-y * (z @ theta))
-    return z.T @ r / len(y) + reg_coef(lam, z) * theta
+    """∇ℓ_r(θ) = (1/N) Σ (σ(z_iᵀθ) − (1 + y_i)/2) z_i + λ/n² θ."""
+    return z.T @ (expit(z @ theta) - (y + 1) / 2) / len(y) + reg_coef(lam, z) * theta
 
 
 def hessian(theta: np.ndarray, z: np.ndarray, lam: float = 0.0) -> np.ndarray:
-    p = sigmoid(z @ theta)
-    w = p * (1.0 - p)
-    h = (z * w[:, None]).T @ z / z.shape[0]
+    p = expit(z @ theta)
+    h = (z.T * (p * (1.0 - p))) @ z / z.shape[0]
     h[np.diag_indices_from(h)] += reg_coef(lam, z)
     return h
 
@@ -66,15 +61,28 @@ def _check(z: np.ndarray, y: np.ndarray) -> None:
 def _pieces(
     theta: np.ndarray, z: np.ndarray, y: np.ndarray, lam: float
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """ℓ_r, ∇ℓ_r and ∇²ℓ_r at θ from one pass over the rows."""
-    margin = z @ theta
+    """ℓ_r, ∇ℓ_r and ∇²ℓ_r at θ."""
+    return loss(theta, z, y, lam), gradient(theta, z, y, lam), hessian(theta, z, lam)
+
+
+def newton_track(
+    theta: np.ndarray, z: np.ndarray, y: np.ndarray, lam: float, tol: float, max_iter: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Follow the minimiser from a nearby warm start: full Newton steps (no line search) until
+    ‖∇ℓ_r‖_∞ ≤ tol. Returns θ, the Hessian of the last step (taken one step before θ) and σ(zᵀθ).
+    Used to track the inner minimiser while the synthetic rows move a little (``fedfair.bilevel``)."""
+    n = len(y)
+    y01 = (y + 1) / 2
     coef = reg_coef(lam, z)
-    value = float(np.mean(np.logaddexp(0.0, -y * margin)) + 0.5 * coef * theta @ theta)
-    p = expit(margin)
-    grad = z.T @ (p - (y + 1) / 2) / len(y) + coef * theta
-    h = (z * (p * (1.0 - p))[:, None]).T @ z / len(y)
-    h[np.diag_indices_from(h)] += coef
-    return value, grad, h
+    p = expit(z @ theta)
+    for _ in range(max_iter):
+        h = (z.T * (p * (1.0 - p))) @ z / n
+        h[np.diag_indices_from(h)] += coef
+        theta = theta - np.linalg.solve(h, z.T @ (p - y01) / n + coef * theta)
+        p = expit(z @ theta)
+        if np.max(np.abs(z.T @ (p - y01) / n + coef * theta)) <= tol:
+            break
+    return theta, h, p
 
 
 def newton(

@@ -22,9 +22,7 @@ exact marginals, so it never leaves :func:`privatize`.
 
 from __future__ import annotations
 
-import ctypes
 import math
-import platform
 import time
 import warnings
 from collections.abc import Iterator
@@ -35,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fedfair.env import raise_mmap_threshold
 from fedfair.errors import FedFairError
 from fedfair.table import Table
 
@@ -187,7 +186,7 @@ def _dpctgan(
         sigma=cfg.sigma, verbose=progress, cuda=False,
     )
     fit_seed, noise_seed, sample_seed = map(int, np.random.SeedSequence(cfg.seed).generate_state(3))
-    _raise_mmap_threshold()
+    raise_mmap_threshold()
     with _reproducible(fit_seed, noise_seed, cfg.threads) as engines:
         synth.fit(frame, transformer=TableTransformer(scalers), preprocessor_eps=0.0)
         _seed(sample_seed)
@@ -284,12 +283,3 @@ def _reproducible(seed: int, noise_seed: int, threads: int) -> Iterator[list[Any
         np.random.set_state(np_state)
         torch.set_rng_state(torch_state)
 
-
-def _raise_mmap_threshold() -> None:
-    """glibc only (a no-op elsewhere): keep large buffers such as opacus' per-sample gradients on the
-    heap instead of mapping and unmapping them every step, which halves that einsum. Process-wide."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
-    libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD

@@ -22,8 +22,8 @@ def test_hypergradient_matches_finite_differences(penalty):
     real = _real()
     cfg = bilevel.Stage1Config(penalty=penalty, rho=10.0, lam_theta=1e-2, lam_x=1.0, progress=False)
     rows = np.arange(25)
-    prob = bilevel._Problem(real, real.s[rows], real.y[rows], cfg)
     x_hat = real.x[rows] + np.random.default_rng(1).normal(scale=0.1, size=(25, 3))
+    prob = bilevel._Problem(real, real.s[rows], real.y[rows], x_hat, cfg)
 
     def value(xh):
         theta = model.newton(prob.z_hat(xh), prob.y_hat, cfg.lam_theta, tol=1e-12)[0]
@@ -54,7 +54,8 @@ def test_newton_and_lbfgs_inner_solvers_give_the_same_synthetic_set():
     kw = dict(rho=100.0, k_max=30, progress=False)
     fast = bilevel.synthesize(real, bilevel.Stage1Config(inner="newton", **kw))
     faithful = bilevel.synthesize(real, bilevel.Stage1Config(inner="lbfgs", **kw))
-    np.testing.assert_allclose(fast.table.x, faithful.table.x, atol=1e-4)
+    np.testing.assert_allclose(fast.table.x, faithful.table.x, atol=1e-3)
+    np.testing.assert_allclose(fast.theta, faithful.theta, atol=2e-3)
 
 
 def test_same_seed_same_result_and_uniform_init_depends_on_seed():
