@@ -31,8 +31,12 @@ def _check_jobs(args: list[str]) -> None:
         exp.load()
 
 
+HYDRA_INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--version"}
+
+
 def _run(args: list[str]) -> int:
-    _check_jobs(args)
+    if not HYDRA_INFO_FLAGS & set(args):  # Hydra's help and --cfg run no job
+        _check_jobs(args)
     from strategies.simulation import hydra_main
 
     sys.argv = ["fedfair run", *args]

@@ -32,15 +32,24 @@ def reg_coef(lam: float, z: np.ndarray) -> float:
     return lam / (z.shape[1] - 1) ** 2
 
 
-def loss(theta: np.ndarray, z: np.ndarray, y: np.ndarray, lam: float = 0.0) -> float:
-    """ℓ_r(θ) of eq. 12 (ℓ of eq. 10 when ``lam`` = 0)."""
-    margins = y * (z @ theta)
-    return float(np.mean(np.logaddexp(0.0, -margins)) + 0.5 * reg_coef(lam, z) * theta @ theta)
+def loss(
+    theta: np.ndarray, z: np.ndarray, y: np.ndarray, lam: float = 0.0, weights: np.ndarray | None = None
+) -> float:
+    """ℓ_r(θ) of eq. 12 (ℓ of eq. 10 when ``lam`` = 0); ``weights`` w_i, if given, weight the rows'
+    terms: (1/N) Σ w_i log(1 + exp(−y_i z_iᵀθ)) (Kamiran & Calders reweighing, ``fedfair.local``)."""
+    terms = np.logaddexp(0.0, -y * (z @ theta))
+    data = np.mean(terms) if weights is None else np.mean(weights * terms)
+    return float(data + 0.5 * reg_coef(lam, z) * theta @ theta)
 
 
-def gradient(theta: np.ndarray, z: np.ndarray, y: np.ndarray, lam: float = 0.0) -> np.ndarray:
-    """∇ℓ_r(θ) = (1/N) Σ (σ(z_iᵀθ) − (1 + y_i)/2) z_i + λ/n² θ."""
-    return z.T @ (expit(z @ theta) - (y + 1) / 2) / len(y) + reg_coef(lam, z) * theta
+def gradient(
+    theta: np.ndarray, z: np.ndarray, y: np.ndarray, lam: float = 0.0, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """∇ℓ_r(θ) = (1/N) Σ w_i (σ(z_iᵀθ) − (1 + y_i)/2) z_i + λ/n² θ (w_i = 1 unless ``weights``)."""
+    residual = expit(z @ theta) - (y + 1) / 2
+    if weights is not None:
+        residual = weights * residual
+    return z.T @ residual / len(y) + reg_coef(lam, z) * theta
 
 
 def hessian(theta: np.ndarray, z: np.ndarray, lam: float = 0.0) -> np.ndarray:

@@ -1,26 +1,34 @@
 """One experiment, from a resolved config to the work each party does (no Flower here).
 
 Data flows one way: dataset → partition → client generator (stage 1, stage 2) → upload → server fit
-→ evaluation. The Flower adapters in ``clients/`` and ``strategies/`` call these functions; the
-config is the plain dict Hydra resolves from ``conf/``.
+→ evaluation. The FedAvg and FairFed baselines replace the generator and the server fit by T rounds
+of local training (``fedfair.local``, ``fedfair.fairfed``). The Flower adapters in ``clients/`` and
+``strategies/`` call these functions; the config is the plain dict Hydra resolves from ``conf/``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from fedfair import bilevel, metrics, model
+from fedfair import bilevel, fairfed, local, metrics, model
 from fedfair.data import Dataset, load_dataset
 from fedfair.errors import FedFairError
 from fedfair.partition import client_data
-from fedfair.stage2 import Stage2Config, privatize
+from fedfair.stage2 import Stage2Config, privatize, upload_size
 from fedfair.table import Table
 
+
+STRATEGIES = ("oneshot", "fedavg", "fairfed")
 
 _KINDS: dict[type, tuple[str, Any]] = {
     float: ("a number", (int, float)),
@@ -61,8 +69,16 @@ class Experiment:
             raise FedFairError(f"num_clients must be a positive integer, got {cfg['num_clients']!r}")
         if self.cfg["partition"].get("method") == "dirichlet" and self.cfg["partition"]["alpha"] <= 0:
             raise FedFairError("partition.alpha must be > 0")
-        self.stage1_config(0)
-        self.stage2_config(0)
+        if self.strategy not in STRATEGIES:
+            raise FedFairError(f"unknown strategy '{self.strategy}'; choose one of: {', '.join(STRATEGIES)}")
+        if self.strategy == "oneshot":
+            self.stage1_config(0)
+            self.stage2_config(0)
+        else:  # FedAvg and FairFed ignore stage1 and stage2
+            self.rounds()
+            self.local_config()
+            if self.strategy == "fairfed":
+                self.fairfed_config()
 
     @property
     def num_clients(self) -> int:
@@ -71,6 +87,29 @@ class Experiment:
     @property
     def strategy(self) -> str:
         return str(self.cfg["strategy"]["name"])
+
+    def rounds(self) -> int:
+        """T: 1 for the one-shot method, ``strategy.rounds`` for FedAvg and FairFed."""
+        if self.strategy == "oneshot":
+            return 1
+        rounds = self.cfg["strategy"].get("rounds")
+        if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
+            raise FedFairError(f"strategy.rounds must be a positive integer, got {rounds!r}")
+        return rounds
+
+    def local_config(self) -> local.LocalConfig:
+        """Local training of FedAvg / FairFed. Their strategy section holds its keys plus ``rounds``,
+        ``min_clients`` and, for FairFed, ``beta`` and ``metric``; any other key is an error."""
+        server = {"rounds", "min_clients"}
+        if self.strategy == "fairfed":
+            server |= {f.name for f in fields(fairfed.FairFedConfig)}
+        section = {k: v for k, v in self.cfg["strategy"].items() if k not in server}
+        return _build(local.LocalConfig, section, "strategy")
+
+    def fairfed_config(self) -> fairfed.FairFedConfig:
+        keys = {f.name for f in fields(fairfed.FairFedConfig)}
+        section = {k: v for k, v in self.cfg["strategy"].items() if k in keys}
+        return _build(fairfed.FairFedConfig, section, "strategy")
 
     def client_seed(self, partition_id: int) -> int:
         """A per-client seed derived from the run seed."""
@@ -124,23 +163,56 @@ class Upload:
     stage1_s: float
     stage2_s: float
     privacy: dict[str, Any]
+    cached: bool = False
+
+
+def _cached(
+    cache_dir: str | None, key: dict[str, Any], compute: Callable[[], tuple[Table, dict[str, Any]]]
+) -> tuple[Table, dict[str, Any], bool]:
+    """``compute()`` once per ``key`` when a cache directory is set: the table and its JSON info are
+    stored as ``<sha256(key)>.npz`` (written atomically). Returns (table, info, came from cache)."""
+    if not cache_dir:
+        return (*compute(), False)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    path = Path(cache_dir) / f"{digest}.npz"
+    if path.exists():
+        with np.load(path) as f:
+            info = json.loads(str(f["info"]))
+            return Table.from_array(f["rows"], list(f["columns"])), info, True
+    table, info = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, rows=table.to_array(), columns=np.array(table.columns), info=json.dumps(info))
+    os.replace(tmp, path)
+    return table, info, False
 
 
 def make_upload(exp: Experiment, dataset: Dataset, train: Table, partition_id: int) -> Upload:
-    """Algorithm 1, lines 2–19: stage 1 (fair synthetic set) then stage 2 (DP synthesizer)."""
-    with threadpool_limits(1):
+    """Algorithm 1, lines 2–19: stage 1 (fair synthetic set) then stage 2 (DP synthesizer).
+
+    With ``cache_dir`` set, each stage's output is computed once per configuration (stage 2's full
+    N-row sample, so that every N_s2 comes from one fit) and reused by later runs."""
+    cfg = exp.cfg
+    s1 = exp.stage1_config(partition_id)
+    s2 = exp.stage2_config(partition_id)
+    key1 = {k: cfg[k] for k in ("dataset", "partition", "num_clients", "seed", "stage1")}
+    key1["partition_id"] = partition_id
+
+    def stage1() -> tuple[Table, dict[str, Any]]:
         t0 = time.perf_counter()
-        s1 = exp.stage1_config(partition_id)
         fair = train if s1 is None else bilevel.synthesize(train, s1).table
-        t1 = time.perf_counter()
-        private, report = privatize(
-            fair,
-            dataset.schema.bounds(),
-            exp.stage2_config(partition_id),
-            progress=bool(exp.cfg.get("progress", False)),
-        )
-        t2 = time.perf_counter()
-    return Upload(private, len(train), t1 - t0, t2 - t1, report.to_dict())
+        return fair, {"seconds": time.perf_counter() - t0}
+
+    def stage2() -> tuple[Table, dict[str, Any]]:
+        private, report = privatize(fair, dataset.schema.bounds(), s2, progress=bool(cfg.get("progress")))
+        return private, report.to_dict()
+
+    with threadpool_limits(1):
+        fair, info1, hit1 = _cached(cfg.get("cache_dir"), {"stage1": key1}, stage1)
+        stage2_key = {"stage1": key1, "stage2": {k: v for k, v in cfg["stage2"].items() if k != "ns2_frac"}}
+        private, privacy, hit2 = _cached(cfg.get("cache_dir"), stage2_key, stage2)
+    upload = private.subset(np.arange(upload_size(len(private), s2)))
+    return Upload(upload, len(train), info1["seconds"], privacy["seconds"], privacy, hit1 and hit2)
 
 
 def server_fit(tables: list[Table], lam_theta: float) -> tuple[np.ndarray, bool]:
@@ -158,3 +230,13 @@ def server_fit(tables: list[Table], lam_theta: float) -> tuple[np.ndarray, bool]
 def evaluate(theta: np.ndarray, test: Table) -> metrics.Counts:
     """The counts a client reports so that the server can pool metrics exactly."""
     return metrics.counts(test.y, model.predict(theta, test), test.s, model.decision(theta, test))
+
+
+def local_update(
+    exp: Experiment, train: Table, theta: np.ndarray, partition_id: int, server_round: int
+) -> local.LocalResult:
+    """FedAvg's ClientUpdate (McMahan et al. 2017): local SGD from the global θ on the client's
+    training rows, seeded by (run seed, client, round)."""
+    seed = np.random.SeedSequence([int(exp.cfg["seed"]), partition_id, server_round]).generate_state(1)[0]
+    with threadpool_limits(1):
+        return local.train(theta, train, exp.local_config(), int(seed))

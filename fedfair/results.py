@@ -43,7 +43,9 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:.4f}" if math.isfinite(value) else str(value)
+        if not math.isfinite(value) or value == 0 or abs(value) >= 1e-3:
+            return f"{value:.4f}" if math.isfinite(value) else str(value)
+        return f"{value:.1e}"
     return str(value)
 
 

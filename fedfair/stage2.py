@@ -1,7 +1,8 @@
 """Stage 2: a differentially private synthesizer fitted to the stage-1 table (Algorithm 1, line 19).
 
-A client fits an snsynth synthesizer to its fair stage-1 table and samples N_s2 = round(ns2_frac·N)
-rows; those rows are the only thing it uploads. The fitted synthesizer keeps the training matrix and
+A client fits an snsynth synthesizer to its fair stage-1 table of N rows and samples N rows; it
+uploads the first N_s2 = round(ns2_frac·N) of them (:func:`upload_size`), so every N_s2 of one
+configuration comes from ONE fit (the paper's syn_2(100%) and syn_2(10%)). The fitted synthesizer keeps the training matrix and
 exact marginals, so it never leaves :func:`privatize`.
 
 * ``dpctgan`` (the paper's): every column is continuous with PUBLIC min–max bounds, so no budget is
@@ -52,7 +53,9 @@ _NOISE = (
 @dataclass(frozen=True)
 class Stage2Config:
     """Settings of Algorithm 1, line 19. ``epochs`` caps DP-CTGAN, which otherwise trains until the
-    budget is spent; ``threads`` is torch's thread count during the fit."""
+    budget is spent; ``threads`` is torch's thread count during the fit; ``bounds_margin`` widens
+    each feature's public range [lo, hi] by that fraction of hi − lo on both sides, because stage 1
+    moves features past the schema's range (on Law School 17% of values at ρ = 1000)."""
 
     name: str
     epsilon: float = 3.0
@@ -64,10 +67,13 @@ class Stage2Config:
     seed: int = 0
     threads: int = 1
     mst_bins: int = 16
+    bounds_margin: float = 0.5
 
     def __post_init__(self) -> None:
         if self.name not in NAMES:
             raise FedFairError(f"unknown stage2 '{self.name}'; choose dpctgan, mst or none")
+        if not 0 <= self.bounds_margin <= 10:
+            raise FedFairError(f"stage2.bounds_margin must be in [0, 10], got {self.bounds_margin}")
         if not self.epsilon > 0:
             raise FedFairError(f"stage2.epsilon must be > 0, got {float(self.epsilon)}")
         if not 0 < self.delta < 1:
@@ -112,19 +118,20 @@ class PrivacyReport:
 def privatize(
     table: Table, bounds: dict[str, tuple[float, float]], cfg: Stage2Config, progress: bool = False
 ) -> tuple[Table, PrivacyReport]:
-    """The DP synthetic table of N_s2 rows (same feature names) and its privacy report.
+    """The DP synthetic table of N rows (same feature names) and its privacy report.
 
     ``bounds`` holds the PUBLIC (lower, upper) of every feature, from the dataset schema, never from
     the data; ``s`` and ``y`` are 0/1 by construction, so entries for them are not needed. Stage-1
-    features may lie slightly outside their bounds: they are CLIPPED to them before fitting. A result
+    features may lie outside their bounds: the bounds are widened by ``cfg.bounds_margin`` and
+    values still outside are CLIPPED to them before fitting. A result
     whose rows all carry one label is returned, not refused (``report.single_label``). ``progress``
     lets the synthesizer print its progress.
     """
     start = time.perf_counter()
     if cfg.name == "none":
         return table, PrivacyReport("none", math.inf, None, 0.0, _single_label(table))
-    frame, lower, upper = _clipped_frame(table, bounds)
-    n_rows = max(1, round(cfg.ns2_frac * len(table)))
+    frame, lower, upper = _clipped_frame(table, bounds, cfg.bounds_margin)
+    n_rows = len(table)
     with warnings.catch_warnings():
         for category, message in _NOISE:
             warnings.filterwarnings("ignore", message=message, category=category)
@@ -143,14 +150,20 @@ def privatize(
     return out, report
 
 
+def upload_size(n: int, cfg: Stage2Config) -> int:
+    """N_s2: how many of the N sampled rows a client uploads (all of them for ``none``)."""
+    return n if cfg.name == "none" else max(1, round(cfg.ns2_frac * n))
+
+
 def _single_label(table: Table) -> bool:
     return len(table) > 0 and bool(np.all(table.y == table.y[0]))
 
 
 def _clipped_frame(
-    table: Table, bounds: dict[str, tuple[float, float]]
+    table: Table, bounds: dict[str, tuple[float, float]], margin: float
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """``table.to_array()`` as a DataFrame clipped to the public bounds, and those bounds per column."""
+    """``table.to_array()`` as a DataFrame clipped to the public bounds (features widened by
+    ``margin``·(hi − lo) on each side), and those bounds per column."""
     missing = [f for f in table.feature_names if f not in bounds]
     if missing:
         raise FedFairError(f"stage 2 needs public bounds for feature(s): {', '.join(missing)}")
@@ -158,8 +171,10 @@ def _clipped_frame(
         lo, hi = bounds[f]
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise FedFairError(f"bounds of feature '{f}' must be finite, lower < upper; got ({lo}, {hi})")
-    lower = np.array([float(bounds[f][0]) for f in table.feature_names] + [0.0, 0.0])
-    upper = np.array([float(bounds[f][1]) for f in table.feature_names] + [1.0, 1.0])
+    lo = np.array([float(bounds[f][0]) for f in table.feature_names])
+    hi = np.array([float(bounds[f][1]) for f in table.feature_names])
+    lower = np.append(lo - margin * (hi - lo), [0.0, 0.0])
+    upper = np.append(hi + margin * (hi - lo), [1.0, 1.0])
     arr = np.clip(table.to_array().astype(np.float64), lower, upper)
     return pd.DataFrame(arr, columns=list(table.columns)), lower, upper
 

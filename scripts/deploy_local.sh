@@ -16,6 +16,7 @@ shift
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PYTHON:-python3}
 BIN=$("$PY" -c 'import os, sys; print(os.path.dirname(sys.executable))')
+export PATH="$BIN:$PATH"  # flower-superlink starts flower-superexec by name
 for tool in flwr flower-superlink flower-supernode; do
     [[ -x $BIN/$tool ]] || { echo "error: $tool not found next to $PY; install fedfair first" >&2; exit 2; }
 done

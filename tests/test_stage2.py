@@ -8,7 +8,7 @@ import torch
 from opacus import privacy_analysis
 
 from fedfair.errors import FedFairError
-from fedfair.stage2 import PrivacyReport, Stage2Config, privatize
+from fedfair.stage2 import PrivacyReport, Stage2Config, privatize, upload_size
 from fedfair.table import Table
 
 NAMES = ("f0", "f1", "f2")
@@ -60,10 +60,12 @@ def test_missing_bounds_and_unaffordable_epsilon_raise() -> None:
 
 def test_dpctgan_rows_columns_and_values(dpctgan_run: tuple[Table, Table, PrivacyReport]) -> None:
     table, out, report = dpctgan_run
-    assert len(out) == 100
+    assert len(out) == 200  # N rows are sampled; the client uploads the first N_s2 of them
+    assert upload_size(len(out), Stage2Config("dpctgan", ns2_frac=0.5)) == 100
+    assert upload_size(len(out), Stage2Config("none", ns2_frac=0.5)) == 200
     assert out.feature_names == table.feature_names
     assert set(np.unique(out.s)) <= {0, 1} and set(np.unique(out.y)) <= {-1, 1}
-    assert np.all((out.x >= 0.0) & (out.x <= 1.0))
+    assert np.all((out.x >= -0.5) & (out.x <= 1.5))  # [0, 1] widened by the default margin 0.5
     assert report.mechanism == "dpctgan" and report.epochs == 1
     assert report.single_label == bool(np.all(out.y == out.y[0]))
 
@@ -109,7 +111,7 @@ def test_dpctgan_is_deterministic_per_seed_and_restores_threads(
 
 def test_mst_within_bounds_keeps_s_rate_and_reports_epsilon() -> None:
     table = make_table(2000, seed=1)
-    out, report = privatize(table, BOUNDS, Stage2Config("mst", epsilon=3.0))
+    out, report = privatize(table, BOUNDS, Stage2Config("mst", epsilon=3.0, bounds_margin=0.0))
     assert len(out) == 2000 and out.feature_names == table.feature_names
     assert np.all((out.x >= 0.0) & (out.x <= 1.0))
     assert abs(out.s.mean() - table.s.mean()) < 0.1

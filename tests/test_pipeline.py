@@ -1,0 +1,39 @@
+"""The client pipeline: stage 1 → stage 2 → upload, and its per-configuration cache."""
+
+import numpy as np
+import pytest
+
+from fedfair import pipeline
+from fedfair.config import compose_config
+
+TINY = ["dataset=synthetic", "dataset.rows=400", "stage1.k_max=10", "stage2=dpctgan",
+        "stage2.epochs=1", "stage2.batch_size=100", "progress=false"]
+
+
+def test_cache_fits_stage2_once_and_nests_the_upload_sizes(tmp_path, monkeypatch):
+    full = pipeline.Experiment(compose_config([*TINY, f"cache_dir={tmp_path}"]))
+    tenth = pipeline.Experiment(compose_config([*TINY, f"cache_dir={tmp_path}", "stage2.ns2_frac=0.1"]))
+    data = full.load()
+    train, _ = full.client_tables(data, 0)
+    first = pipeline.make_upload(full, data, train, 0)
+    assert not first.cached and len(first.table) == len(train) == 160
+
+    def no_refit(*args, **kwargs):
+        raise AssertionError("stage 2 ran again")
+
+    monkeypatch.setattr(pipeline, "privatize", no_refit)
+    monkeypatch.setattr(pipeline.bilevel, "synthesize", no_refit)
+    second = pipeline.make_upload(tenth, data, train, 0)
+    assert second.cached and len(second.table) == 16
+    np.testing.assert_array_equal(second.table.to_array(), first.table.to_array()[:16])
+    assert second.privacy == pytest.approx(first.privacy)
+
+
+def test_upload_without_cache_is_deterministic_for_a_seed():
+    exp = pipeline.Experiment(compose_config(TINY))
+    data = exp.load()
+    train, _ = exp.client_tables(data, 1)
+    a = pipeline.make_upload(exp, data, train, 1)
+    b = pipeline.make_upload(exp, data, train, 1)
+    np.testing.assert_array_equal(a.table.to_array(), b.table.to_array())
+    assert 0 < a.privacy["epsilon"] <= 3.0
