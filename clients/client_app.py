@@ -7,7 +7,14 @@ every message as JSON (``config["fedfair"]``), so the server's resolved config g
 - train (one-shot): stage 1 + stage 2 on the local training split; the reply carries the final
   synthetic table (float32 rows + column names), its size, the privacy accounted and timings.
   Nothing else derived from a raw row leaves the node.
+- train (FedAvg, FairFed): local SGD from the received θ (θ⁰ = 0 when none is sent) on the local
+  training split; the reply carries θ_k, the example count and the final local loss.
+- query ``fairfed_groups`` (FairFed, once): the training split's row counts by (s, y).
+- query ``fairfed_stats`` (FairFed, each round): accuracy, local metric F_k and share m_k of the
+  received θ on the training split (``fedfair.fairfed.local_stats``).
 - evaluate: the confusion counts (and covariance sums) of θ on the local test split.
+
+Every reply names its ``partition_id``.
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fedfair import pipeline
+from fedfair import fairfed, pipeline
+from fedfair.data import Dataset, data_dir
 from fedfair.errors import FedFairError
+from fedfair.table import Table
 
 app = ClientApp()
 Handler = Callable[[Message, Context], Message]
@@ -50,12 +59,48 @@ def _experiment(msg: Message, context: Context) -> tuple[pipeline.Experiment, in
     return exp, pid
 
 
+_DATASET: dict[str, Dataset] = {}  # the dataset this process loaded last, by its configuration
+
+
+def _tables(exp: pipeline.Experiment, pid: int) -> tuple[Table, Table]:
+    """This node's (train, test). The dataset is read once per process and configuration (a speed-up
+    only: in simulation one Ray actor serves many messages; deployment starts a process per message)."""
+    key = json.dumps([exp.cfg["dataset"], str(exp.cfg.get("data_dir") or data_dir())], sort_keys=True)
+    if key not in _DATASET:
+        _DATASET.clear()
+        _DATASET[key] = exp.load()
+    return exp.client_tables(_DATASET[key], pid)
+
+
+def _theta(msg: Message, table: Table) -> np.ndarray:
+    """The global θ the message carries, or θ⁰ = 0 for FedAvg's first round (no θ sent)."""
+    arrays = msg.content["arrays"]
+    if "theta" not in arrays:
+        return np.zeros(len(table.feature_names) + 2)
+    return np.asarray(arrays["theta"].numpy(), dtype=np.float64)
+
+
+def _local_update(exp: pipeline.Experiment, pid: int, msg: Message) -> Message:
+    local_train, _ = _tables(exp, pid)
+    server_round = int(msg.content["config"]["server-round"])
+    result = pipeline.local_update(exp, local_train, _theta(msg, local_train), pid, server_round)
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord({"theta": Array(result.theta)}),
+            "metrics": MetricRecord(
+                {"partition_id": pid, "num-examples": len(local_train), "train_loss": result.loss}
+            ),
+        }
+    )
+    return Message(content, reply_to=msg)
+
+
 @app.train()
 @one_line_errors
 def train(msg: Message, context: Context) -> Message:
     exp, pid = _experiment(msg, context)
     if exp.strategy != "oneshot":
-        raise FedFairError(f"strategy '{exp.strategy}' has no client training here")
+        return _local_update(exp, pid, msg)
     dataset = exp.load()
     local_train, _ = exp.client_tables(dataset, pid)
     upload = pipeline.make_upload(exp, dataset, local_train, pid)
@@ -82,8 +127,32 @@ def train(msg: Message, context: Context) -> Message:
 @one_line_errors
 def evaluate(msg: Message, context: Context) -> Message:
     exp, pid = _experiment(msg, context)
-    _, local_test = exp.client_tables(exp.load(), pid)
+    _, local_test = _tables(exp, pid)
     theta = np.asarray(msg.content["arrays"]["theta"].numpy(), dtype=np.float64)
     counts = pipeline.evaluate(theta, local_test)
     record = MetricRecord({"partition_id": pid, **counts.to_dict()})
+    return Message(RecordDict({"metrics": record}), reply_to=msg)
+
+
+@app.query("fairfed_groups")
+@one_line_errors
+def fairfed_groups(msg: Message, context: Context) -> Message:
+    exp, pid = _experiment(msg, context)
+    local_train, _ = _tables(exp, pid)
+    counts = fairfed.group_counts(local_train).ravel().tolist()
+    record = MetricRecord({"partition_id": pid, "num-examples": len(local_train), "groups": counts})
+    return Message(RecordDict({"metrics": record}), reply_to=msg)
+
+
+@app.query("fairfed_stats")
+@one_line_errors
+def fairfed_stats(msg: Message, context: Context) -> Message:
+    exp, pid = _experiment(msg, context)
+    local_train, _ = _tables(exp, pid)
+    groups = np.asarray(msg.content["config"]["groups"], dtype=np.float64)
+    stats = fairfed.local_stats(_theta(msg, local_train), local_train, exp.fairfed_config().metric, groups)
+    values = {"accuracy": stats.accuracy, "share": stats.share}
+    if stats.fairness is not None:
+        values["fairness"] = stats.fairness
+    record = MetricRecord({"partition_id": pid, "num-examples": stats.rows, **values})
     return Message(RecordDict({"metrics": record}), reply_to=msg)

@@ -53,9 +53,13 @@ def gradient(
 
 
 def hessian(theta: np.ndarray, z: np.ndarray, lam: float = 0.0) -> np.ndarray:
-    p = expit(z @ theta)
+    return _hessian_at(expit(z @ theta), z, reg_coef(lam, z))
+
+
+def _hessian_at(p: np.ndarray, z: np.ndarray, coef: float) -> np.ndarray:
+    """∇²ℓ_r = (1/N) Σ p_i (1 − p_i) z_i z_iᵀ + λ/n² I, with p = σ(zᵀθ)."""
     h = (z.T * (p * (1.0 - p))) @ z / z.shape[0]
-    h[np.diag_indices_from(h)] += reg_coef(lam, z)
+    h[np.diag_indices_from(h)] += coef
     return h
 
 
@@ -85,8 +89,7 @@ def newton_track(
     coef = reg_coef(lam, z)
     p = expit(z @ theta)
     for _ in range(max_iter):
-        h = (z.T * (p * (1.0 - p))) @ z / n
-        h[np.diag_indices_from(h)] += coef
+        h = _hessian_at(p, z, coef)
         theta = theta - np.linalg.solve(h, z.T @ (p - y01) / n + coef * theta)
         p = expit(z @ theta)
         if np.max(np.abs(z.T @ (p - y01) / n + coef * theta)) <= tol:

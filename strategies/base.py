@@ -26,6 +26,11 @@ from fedfair.errors import FedFairError
 log = logging.getLogger("flwr")  # streamed with Flower's own log lines in every run mode
 
 
+def partition_id(msg: Message) -> int:
+    """The partition a client reply comes from (every fedfair reply names it in its MetricRecord)."""
+    return int(next(iter(msg.content.metric_records.values()))["partition_id"])
+
+
 def payload_bytes(msg: Message) -> int:
     """Bytes of a message's records (0 for an error reply, which carries none)."""
     if msg.has_error():
@@ -118,8 +123,9 @@ class MeteredFedAvg(FedAvg):
 
     # -- evaluation ------------------------------------------------------------------------------
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        """Pool the clients' counts exactly; keep per-client metrics."""
-        good = self.good_replies(replies, f"evaluate round {server_round}")
+        """Pool the clients' counts exactly (summed in partition order, so that the pooled sums do
+        not depend on the order replies arrive in); keep per-client metrics."""
+        good = sorted(self.good_replies(replies, f"evaluate round {server_round}"), key=partition_id)
         per_client: dict[int, dict[str, Any]] = {}
         for msg in good:
             record = msg.content["metrics"]

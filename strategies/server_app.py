@@ -23,17 +23,23 @@ from fedfair.errors import FedFairError
 from fedfair.pipeline import Experiment
 from fedfair.results import summary_table, write_json
 from strategies.base import MeteredFedAvg
+from strategies.fairfed import FairFed
+from strategies.fedavg import FedAvg
 from strategies.oneshot import OneShot
 
 log = logging.getLogger("flwr")
 
 
 def make_strategy(exp: Experiment) -> tuple[MeteredFedAvg, int]:
-    """The strategy named by ``strategy.name`` and its number of rounds."""
+    """The strategy named by ``strategy.name`` (one of ``pipeline.STRATEGIES``) and its rounds."""
     section = exp.cfg["strategy"]
+    min_clients = section.get("min_clients")
     if exp.strategy == "oneshot":
-        return OneShot(exp.num_clients, float(section["lam_theta"]), section.get("min_clients")), 1
-    raise FedFairError(f"unknown strategy '{exp.strategy}'; choose oneshot")
+        return OneShot(exp.num_clients, float(section["lam_theta"]), min_clients), 1
+    if exp.strategy == "fedavg":
+        return FedAvg(exp.num_clients, min_clients), exp.rounds()
+    timeout = float(exp.cfg["simulation"]["timeout"])
+    return FairFed(exp.num_clients, exp.fairfed_config(), timeout, min_clients), exp.rounds()
 
 
 def wait_for_nodes(grid: Grid, needed: int, timeout: float) -> None:
@@ -48,9 +54,10 @@ def wait_for_nodes(grid: Grid, needed: int, timeout: float) -> None:
 
 def _results(exp: Experiment, strategy: MeteredFedAvg, total_s: float, overrides: list[str]) -> dict[str, Any]:
     uploads = getattr(strategy, "uploads", {})
+    client_info = getattr(strategy, "client_info", {})
     per_client = []
     for pid in sorted(strategy.evaluation.per_client):
-        entry = {"partition_id": pid, **uploads.get(pid, {})}
+        entry = {"partition_id": pid, **uploads.get(pid, {}), **client_info.get(pid, {})}
         entry["metrics"] = strategy.evaluation.per_client[pid]["metrics"]
         per_client.append(entry)
     privacies = [u["privacy"] for u in uploads.values()]
