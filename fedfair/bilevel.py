@@ -24,6 +24,7 @@ below ``inner_tol``, and solves it to convergence again at the end. ``scripts/be
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -34,9 +35,9 @@ from tqdm.auto import tqdm
 from fedfair import model
 from fedfair.env import raise_mmap_threshold
 from fedfair.errors import FedFairError
-from fedfair.partition import require_both_groups
 from fedfair.table import Table
 
+log = logging.getLogger("fedfair")
 Penalty = Literal["sp", "eo", "sp+eo"]
 PENALTIES: dict[str, tuple[str, ...]] = {"sp": ("sp",), "eo": ("eo",), "sp+eo": ("sp", "eo")}
 RECORD_EVERY = 10
@@ -202,10 +203,16 @@ class _Problem:
 
 
 def synthesize(real: Table, cfg: Stage1Config = Stage1Config()) -> Stage1Result:
-    """Learn a fair synthetic set from a client's real training data (Algorithm 1, lines 2–17)."""
-    require_both_groups(real, "stage 1 (the covariance penalty)")
-    if np.all(real.y == real.y[0]):
-        raise FedFairError("stage 1 needs both labels in the client's training data")
+    """Learn a fair synthetic set from a client's real training data (Algorithm 1, lines 2–17).
+
+    Degenerate clients (heterogeneous partitions make them) get a documented fallback, with a
+    warning, never a NaN: with one sensitive group, s − s̄ = 0 and the covariance penalty vanishes,
+    so stage 1 runs with ρ = 0 in effect; with one label, the inner model has no minimiser, so the
+    initial set (x̂ = the real rows with ``init=real``) is returned unchanged."""
+    if len(real) == 0:
+        raise FedFairError("stage 1 got an empty training table")
+    if np.all(real.s == real.s[0]):
+        log.warning("client has only s=%d rows: the covariance penalty is 0 (stage 1 runs as rho=0)", real.s[0])
     raise_mmap_threshold()
     rng = np.random.default_rng(cfg.seed)
     rows = choose_rows(real, synthetic_size(len(real), cfg.ns1), rng)
@@ -213,6 +220,9 @@ def synthesize(real: Table, cfg: Stage1Config = Stage1Config()) -> Stage1Result:
         x0 = real.x[rows]
     else:
         x0 = rng.uniform(0.0, 1.0, size=(len(rows), real.x.shape[1]))
+    if np.all(real.y == real.y[0]):
+        log.warning("client has only y=%+d rows: no inner model exists, stage 1 returns its initial set", real.y[0])
+        return Stage1Result(Table(x0, real.s[rows], real.y[rows], real.feature_names), np.zeros(x0.shape[1] + 2), {})
     problem = _Problem(real, real.s[rows], real.y[rows], x0, cfg)
     x_hat = problem.x
     bar = tqdm(range(1, cfg.k_max + 1), desc="stage 1", disable=not cfg.progress, leave=False)

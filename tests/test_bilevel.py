@@ -79,11 +79,23 @@ def test_ns1_keeps_the_pair_proportions():
     assert len(bilevel.synthesize(real, bilevel.Stage1Config(k_max=1, progress=False)).table) == 200
 
 
-def test_bad_stage1_input_is_a_one_line_error():
+def test_degenerate_clients_get_the_documented_fallback(caplog):
     real = _real()
     one_group = Table(real.x, np.ones(len(real), dtype=int), real.y, real.feature_names)
-    with pytest.raises(FedFairError, match="both sensitive groups") as err:
-        bilevel.synthesize(one_group, bilevel.Stage1Config(progress=False))
+    fair = bilevel.synthesize(one_group, bilevel.Stage1Config(rho=1000.0, k_max=20, progress=False))
+    plain = bilevel.synthesize(one_group, bilevel.Stage1Config(rho=0.0, k_max=20, progress=False))
+    np.testing.assert_array_equal(fair.table.x, plain.table.x)  # the penalty vanishes
+    assert "covariance penalty is 0" in caplog.text
+    one_label = Table(real.x, real.s, np.ones(len(real), dtype=int), real.feature_names)
+    res = bilevel.synthesize(one_label, bilevel.Stage1Config(k_max=20, progress=False))
+    np.testing.assert_array_equal(res.table.x, real.x)  # the initial set, unchanged
+    assert "no inner model exists" in caplog.text
+
+
+def test_bad_stage1_input_is_a_one_line_error():
+    real = _real()
+    with pytest.raises(FedFairError, match="empty") as err:
+        bilevel.synthesize(real.subset(np.arange(0)), bilevel.Stage1Config(progress=False))
     assert "\n" not in str(err.value)
     with pytest.raises(FedFairError, match="penalty"):
         bilevel.Stage1Config(penalty="xx")
