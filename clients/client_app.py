@@ -62,14 +62,19 @@ def _experiment(msg: Message, context: Context) -> tuple[pipeline.Experiment, in
 _DATASET: dict[str, Dataset] = {}  # the dataset this process loaded last, by its configuration
 
 
-def _tables(exp: pipeline.Experiment, pid: int) -> tuple[Table, Table]:
-    """This node's (train, test). The dataset is read once per process and configuration (a speed-up
-    only: in simulation one Ray actor serves many messages; deployment starts a process per message)."""
+def _dataset(exp: pipeline.Experiment) -> Dataset:
+    """The dataset, read once per process and configuration (a speed-up only: in simulation one Ray
+    actor serves many messages; deployment starts a process per message)."""
     key = json.dumps([exp.cfg["dataset"], str(exp.cfg.get("data_dir") or data_dir())], sort_keys=True)
     if key not in _DATASET:
         _DATASET.clear()
         _DATASET[key] = exp.load()
-    return exp.client_tables(_DATASET[key], pid)
+    return _DATASET[key]
+
+
+def _tables(exp: pipeline.Experiment, pid: int) -> tuple[Table, Table]:
+    """This node's (train, test)."""
+    return exp.client_tables(_dataset(exp), pid)
 
 
 def _theta(msg: Message, table: Table) -> np.ndarray:
@@ -101,9 +106,8 @@ def train(msg: Message, context: Context) -> Message:
     exp, pid = _experiment(msg, context)
     if exp.strategy != "oneshot":
         return _local_update(exp, pid, msg)
-    dataset = exp.load()
-    local_train, _ = exp.client_tables(dataset, pid)
-    upload = pipeline.make_upload(exp, dataset, local_train, pid)
+    local_train, _ = _tables(exp, pid)
+    upload = pipeline.make_upload(exp, _dataset(exp), local_train, pid)
     content = RecordDict(
         {
             "upload": ArrayRecord({"rows": Array(upload.table.to_array())}),

@@ -20,6 +20,7 @@ from fedfair.errors import FedFairError
 from fedfair.table import Table
 
 LAMBDA_THETA = 1e-4
+DECREMENT_FLOOR = 1e-24  # below it, a Newton step changes ℓ_r by less than rounding
 
 
 def design(table: Table) -> np.ndarray:
@@ -81,18 +82,26 @@ def _pieces(
 def newton_track(
     theta: np.ndarray, z: np.ndarray, y: np.ndarray, lam: float, tol: float, max_iter: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Follow the minimiser from a nearby warm start: full Newton steps (no line search) until
-    ‖∇ℓ_r‖_∞ ≤ tol. Returns θ, the Hessian of the last step (taken one step before θ) and σ(zᵀθ).
-    Used to track the inner minimiser while the synthetic rows move a little (``fedfair.bilevel``)."""
+    """Follow the minimiser from a nearby warm start: full Newton steps (no line search) while each
+    one shrinks ‖∇ℓ_r‖_∞, until it is ≤ tol; if a step does not shrink it (near-separable data can
+    make undamped Newton overshoot), finish with the damped :func:`newton`. Returns θ, the Hessian
+    of the last step and σ(zᵀθ). Used to track the inner minimiser while the synthetic rows move a
+    little (``fedfair.bilevel``)."""
     n = len(y)
     y01 = (y + 1) / 2
     coef = reg_coef(lam, z)
     p = expit(z @ theta)
+    g = z.T @ (p - y01) / n + coef * theta
     for _ in range(max_iter):
         h = _hessian_at(p, z, coef)
-        theta = theta - np.linalg.solve(h, z.T @ (p - y01) / n + coef * theta)
-        p = expit(z @ theta)
-        if np.max(np.abs(z.T @ (p - y01) / n + coef * theta)) <= tol:
+        cand = theta - np.linalg.solve(h, g)
+        p_cand = expit(z @ cand)
+        g_cand = z.T @ (p_cand - y01) / n + coef * cand
+        if np.max(np.abs(g_cand)) >= np.max(np.abs(g)):
+            theta, h = newton(z, y, lam, theta, max_iter, tol)
+            return theta, h, expit(z @ theta)
+        theta, p, g = cand, p_cand, g_cand
+        if np.max(np.abs(g)) <= tol:
             break
     return theta, h, p
 
@@ -105,7 +114,8 @@ def newton(
     max_iter: int = 100,
     tol: float = 1e-10,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Minimise ℓ_r by Newton's method with backtracking; stops when ‖∇ℓ_r‖_∞ ≤ tol.
+    """Minimise ℓ_r by Newton's method with backtracking; stops when ‖∇ℓ_r‖_∞ ≤ tol or the Newton
+    decrement ∇ℓ_rᵀH⁻¹∇ℓ_r falls below ``DECREMENT_FLOOR``.
 
     Returns θ and the Hessian ∇²ℓ_r(θ) (the matrix of the implicit-differentiation solve, eq. 15)."""
     _check(z, y)
@@ -116,6 +126,8 @@ def newton(
             break
         step = np.linalg.solve(h, -g)
         slope = g @ step
+        if -slope <= DECREMENT_FLOOR:  # the Newton decrement: ℓ_r cannot improve in floating point
+            break
         t = 1.0
         while True:
             cand = theta + t * step
