@@ -178,7 +178,7 @@ def _cached(
     if path.exists():
         with np.load(path) as f:
             info = json.loads(str(f["info"]))
-            return Table.from_array(f["rows"], list(f["columns"])), info, True
+            return Table.from_array(f["rows"], [str(c) for c in f["columns"]]), info, True
     table, info = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
