@@ -25,6 +25,7 @@ def test_cache_fits_stage2_once_and_nests_the_upload_sizes(tmp_path, monkeypatch
     monkeypatch.setattr(pipeline.bilevel, "synthesize", no_refit)
     second = pipeline.make_upload(tenth, data, train, 0)
     assert second.cached and len(second.table) == 16
+    assert all(type(c) is str for c in second.table.columns)  # Flower records take plain str only
     np.testing.assert_array_equal(second.table.to_array(), first.table.to_array()[:16])
     assert second.privacy == pytest.approx(first.privacy)
 
