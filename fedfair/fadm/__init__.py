@@ -1,0 +1,15 @@
+"""FADM: Fairness-Aware Diffusion with Meta-learning (Lin, Li, Zhao & Shao), a score-based diffusion
+generator of tabular rows with label guidance and sensitive-entropy guidance (eq. 1–11, Algorithm 1).
+
+- :mod:`~fedfair.fadm.layout`: rows ↔ the diffusion's [−1, 1] space, decoding to valid rows;
+- :mod:`~fedfair.fadm.sde`: the VP-SDE and its perturbation kernel (eq. 1–5);
+- :mod:`~fedfair.fadm.networks`: the score network and the two noise-conditional classifiers;
+- :mod:`~fedfair.fadm.training`: meta-training over domains (Algorithm 1);
+- :mod:`~fedfair.fadm.sampling`: guided reverse-time sampling (eq. 7, 10, 11);
+- :mod:`~fedfair.fadm.generator`: the configuration, :func:`train`, :meth:`FADM.generate`, :func:`synthesize`.
+"""
+
+from fedfair.fadm.generator import FADM, FADMConfig, synthesize, train
+from fedfair.fadm.layout import Layout
+
+__all__ = ["FADM", "FADMConfig", "Layout", "synthesize", "train"]
