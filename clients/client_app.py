@@ -9,6 +9,8 @@ every message as JSON (``config["fedfair"]``), so the server's resolved config g
   Nothing else derived from a raw row leaves the node.
 - train (FedAvg, FairFed): local SGD from the received θ (θ⁰ = 0 when none is sent) on the local
   training split; the reply carries θ_k, the example count and the final local loss.
+- train (fedavg_fadm): the same on the training split plus FADM rows, generated at the first round
+  and kept in the node's ``context.state`` (and in ``cache_dir``, if set) for the later rounds.
 - query ``fairfed_groups`` (FairFed, once): the training split's row counts by (s, y).
 - query ``fairfed_stats`` (FairFed, each round): accuracy, local metric F_k and share m_k of the
   received θ on the training split (``fedfair.fairfed.local_stats``).
@@ -85,15 +87,35 @@ def _theta(msg: Message, table: Table) -> np.ndarray:
     return np.asarray(arrays["theta"].numpy(), dtype=np.float64)
 
 
-def _local_update(exp: pipeline.Experiment, pid: int, msg: Message) -> Message:
+def _augmented(exp: pipeline.Experiment, pid: int, context: Context) -> tuple[Table, dict[str, float]]:
+    """fedavg_fadm: the training split plus this node's FADM rows, made once per run and
+    configuration and kept in ``context.state``; with the generator's seconds and row count."""
     local_train, _ = _tables(exp, pid)
+    key = json.dumps(exp.cfg["stage1"], sort_keys=True)
+    state = context.state
+    if "fadm" not in state or state["fadm_meta"]["key"] != key:
+        rows, seconds = pipeline.augmentation(exp, _dataset(exp), local_train, pid)
+        state["fadm"] = ArrayRecord({"x": Array(rows.x), "s": Array(rows.s), "y": Array(rows.y)})
+        state["fadm_meta"] = ConfigRecord({"key": key, "seconds": seconds})
+    kept, meta = state["fadm"], state["fadm_meta"]
+    rows = Table(kept["x"].numpy(), kept["s"].numpy(), kept["y"].numpy(), local_train.feature_names)
+    info = {"stage1_s": float(meta["seconds"]), "n_synthetic": len(rows)}
+    return Table.concat([local_train, rows]), info
+
+
+def _local_update(exp: pipeline.Experiment, pid: int, msg: Message, context: Context) -> Message:
+    info: dict[str, float] = {}
+    if exp.strategy == "fedavg_fadm":
+        local_train, info = _augmented(exp, pid, context)
+    else:
+        local_train, _ = _tables(exp, pid)
     server_round = int(msg.content["config"]["server-round"])
     result = pipeline.local_update(exp, local_train, _theta(msg, local_train), pid, server_round)
     content = RecordDict(
         {
             "arrays": ArrayRecord({"theta": Array(result.theta)}),
             "metrics": MetricRecord(
-                {"partition_id": pid, "num-examples": len(local_train), "train_loss": result.loss}
+                {"partition_id": pid, "num-examples": len(local_train), "train_loss": result.loss, **info}
             ),
         }
     )
@@ -105,7 +127,7 @@ def _local_update(exp: pipeline.Experiment, pid: int, msg: Message) -> Message:
 def train(msg: Message, context: Context) -> Message:
     exp, pid = _experiment(msg, context)
     if exp.strategy != "oneshot":
-        return _local_update(exp, pid, msg)
+        return _local_update(exp, pid, msg, context)
     local_train, _ = _tables(exp, pid)
     upload = pipeline.make_upload(exp, _dataset(exp), local_train, pid)
     content = RecordDict(

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from fedfair import bilevel, fairfed, local, metrics, model
+from fedfair import bilevel, fadm, fairfed, local, metrics, model
 from fedfair.data import Dataset, load_dataset
 from fedfair.errors import FedFairError
 from fedfair.partition import client_data
@@ -28,7 +28,7 @@ from fedfair.stage2 import Stage2Config, privatize, upload_size
 from fedfair.table import Table
 
 
-STRATEGIES = ("oneshot", "fedavg", "fairfed")
+STRATEGIES = ("oneshot", "fedavg", "fairfed", "fedavg_fadm")
 
 _KINDS: dict[type, tuple[str, Any]] = {
     float: ("a number", (int, float)),
@@ -74,11 +74,13 @@ class Experiment:
         if self.strategy == "oneshot":
             self.stage1_config(0)
             self.stage2_config(0)
-        else:  # FedAvg and FairFed ignore stage1 and stage2
+        else:  # FedAvg and FairFed ignore stage1 and stage2; fedavg_fadm uses stage1 = fadm
             self.rounds()
             self.local_config()
             if self.strategy == "fairfed":
                 self.fairfed_config()
+            if self.strategy == "fedavg_fadm" and not isinstance(self.stage1_config(0), fadm.FADMConfig):
+                raise FedFairError(f"strategy=fedavg_fadm needs stage1=fadm, got stage1={self.cfg['stage1']['name']}")
 
     @property
     def num_clients(self) -> int:
@@ -89,7 +91,7 @@ class Experiment:
         return str(self.cfg["strategy"]["name"])
 
     def rounds(self) -> int:
-        """T: 1 for the one-shot method, ``strategy.rounds`` for FedAvg and FairFed."""
+        """T: 1 for the one-shot method, ``strategy.rounds`` for the local-training strategies."""
         if self.strategy == "oneshot":
             return 1
         rounds = self.cfg["strategy"].get("rounds")
@@ -98,7 +100,7 @@ class Experiment:
         return rounds
 
     def local_config(self) -> local.LocalConfig:
-        """Local training of FedAvg / FairFed. Their strategy section holds its keys plus ``rounds``,
+        """Local training of FedAvg / FairFed / fedavg_fadm. Their strategy section holds its keys plus ``rounds``,
         ``min_clients`` and, for FairFed, ``beta`` and ``metric``; any other key is an error."""
         server = {"rounds", "min_clients"}
         if self.strategy == "fairfed":
@@ -115,14 +117,16 @@ class Experiment:
         """A per-client seed derived from the run seed."""
         return int(np.random.SeedSequence([int(self.cfg["seed"]), partition_id]).generate_state(1)[0])
 
-    def stage1_config(self, partition_id: int) -> bilevel.Stage1Config | None:
+    def stage1_config(self, partition_id: int) -> bilevel.Stage1Config | fadm.FADMConfig | None:
+        """The client's generator: the bilevel fair set, FADM, or none (the real rows)."""
         section = self.cfg["stage1"]
         if section["name"] == "none":
             return None
-        if section["name"] != "bilevel":
-            raise FedFairError(f"unknown stage1 '{section['name']}'; choose bilevel or none")
+        kinds = {"bilevel": bilevel.Stage1Config, "fadm": fadm.FADMConfig}
+        if section["name"] not in kinds:
+            raise FedFairError(f"unknown stage1 '{section['name']}'; choose bilevel, fadm or none")
         return _build(
-            bilevel.Stage1Config,
+            kinds[section["name"]],
             section,
             "stage1",
             seed=self.client_seed(partition_id),
@@ -187,6 +191,37 @@ def _cached(
     return table, info, False
 
 
+def generate(
+    s1: bilevel.Stage1Config | fadm.FADMConfig | None, dataset: Dataset, train: Table
+) -> tuple[Table, dict[str, Any]]:
+    """Stage 1's rows from the client's training rows (the bilevel fair set, FADM samples, or the
+    rows themselves) and its JSON info (``seconds``, and FADM's summary)."""
+    t0 = time.perf_counter()
+    info: dict[str, Any] = {}
+    if isinstance(s1, fadm.FADMConfig):
+        rows, info = fadm.synthesize(train, fadm.Layout.from_schema(dataset.schema), s1)
+    else:
+        rows = train if s1 is None else bilevel.synthesize(train, s1).table
+    return rows, {"seconds": time.perf_counter() - t0, **info}
+
+
+def _stage1_key(exp: Experiment, partition_id: int) -> dict[str, Any]:
+    key = {k: exp.cfg[k] for k in ("dataset", "partition", "num_clients", "seed", "stage1")}
+    key["partition_id"] = partition_id
+    return key
+
+
+def augmentation(exp: Experiment, dataset: Dataset, train: Table, partition_id: int) -> tuple[Table, float]:
+    """``strategy=fedavg_fadm``: the FADM rows a client adds to its training rows (cached in
+    ``cache_dir`` like stage 1) and the seconds they took to make."""
+    with threadpool_limits(1):
+        rows, info, _ = _cached(
+            exp.cfg.get("cache_dir"), {"stage1": _stage1_key(exp, partition_id)},
+            lambda: generate(exp.stage1_config(partition_id), dataset, train),
+        )
+    return rows, float(info["seconds"])
+
+
 def make_upload(exp: Experiment, dataset: Dataset, train: Table, partition_id: int) -> Upload:
     """Algorithm 1, lines 2–19: stage 1 (fair synthetic set) then stage 2 (DP synthesizer).
 
@@ -195,13 +230,10 @@ def make_upload(exp: Experiment, dataset: Dataset, train: Table, partition_id: i
     cfg = exp.cfg
     s1 = exp.stage1_config(partition_id)
     s2 = exp.stage2_config(partition_id)
-    key1 = {k: cfg[k] for k in ("dataset", "partition", "num_clients", "seed", "stage1")}
-    key1["partition_id"] = partition_id
+    key1 = _stage1_key(exp, partition_id)
 
     def stage1() -> tuple[Table, dict[str, Any]]:
-        t0 = time.perf_counter()
-        fair = train if s1 is None else bilevel.synthesize(train, s1).table
-        return fair, {"seconds": time.perf_counter() - t0}
+        return generate(s1, dataset, train)
 
     def stage2() -> tuple[Table, dict[str, Any]]:
         private, report = privatize(fair, dataset.schema.bounds(), s2, progress=bool(cfg.get("progress")))

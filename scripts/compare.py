@@ -1,12 +1,12 @@
-"""One comparison table: one-shot (no DP and DP-CTGAN), FedAvg and FairFed on the same dataset,
-partition and seeds, through the real CLI (``fedfair run -m``, Flower's simulation engine).
+"""One comparison table: one-shot (no DP, DP-CTGAN, FADM), FedAvg, FedAvg on FADM-augmented clients,
+FairFed and FairFed with local reweighing on the same dataset, partition and seeds, through the real CLI (``fedfair run -m``, Flower's simulation engine).
 
 Writes ``comparison.csv`` (one row per method and parameter: mean and std over seeds),
 ``comparison.md`` (accuracy, |SPD|, |EOD|, DPR, EOR, rounds, bytes up/down, wall time) and
 ``pareto.png`` (accuracy against |SPD| and against |EOD|: one marker per method, one line per ρ or
 β sweep). Communication columns are measured from the messages, not computed from formulas.
 
-    python scripts/compare.py --dataset adult --partition dirichlet --alpha 0.1 --clients 5
+    python scripts/compare.py --dataset adult --partition dirichlet --alpha 0.1 --clients 5 --fadm-domains race
     python scripts/compare.py --dataset law_school --partition iid --clients 2 --seeds 0 1 2
 """
 
@@ -29,8 +29,12 @@ DP_FAST = ["stage2=dpctgan", "stage2.epochs=10", "stage2.sigma=1.85"]
 METHODS: list[tuple[str, str, list[str]]] = [  # (label, swept parameter, overrides)
     ("one-shot, no DP", "rho", ["strategy=oneshot", "stage2=none", "stage1.rho=0,10,100,1000"]),
     ("one-shot, DP-CTGAN eps=3", "rho", ["strategy=oneshot", *DP_FAST, "stage1.rho=0,1000"]),
+    ("one-shot, FADM", "lambda_z", ["strategy=oneshot", "stage1=fadm", "stage2=none", "stage1.lambda_z=0,1"]),
     ("FedAvg", "", ["strategy=fedavg"]),
+    ("FedAvg + FADM", "", ["strategy=fedavg_fadm"]),
     ("FairFed", "beta", ["strategy=fairfed", "strategy.beta=0.5,1,2"]),
+    # FairFed as its paper runs it: fairness-aware weights on top of local reweighing (beta=0: FedAvg + it)
+    ("FairFed + reweighing", "beta", ["strategy=fairfed", "strategy.reweigh=true", "strategy.beta=0,1"]),
 ]
 COLUMNS = ("accuracy", "abs_spd", "abs_eod", "dpr", "eor")
 
@@ -58,7 +62,9 @@ def collect(sweep: Path, label: str, param: str) -> list[dict[str, Any]]:
     for path in sorted(sweep.glob("*/results.json")):
         res = json.loads(path.read_text())
         cfg = res["config"]
-        value = {"rho": cfg["stage1"].get("rho"), "beta": cfg["strategy"].get("beta")}.get(param, "")
+        swept = {"rho": cfg["stage1"].get("rho"), "beta": cfg["strategy"].get("beta"),
+                 "lambda_z": cfg["stage1"].get("lambda_z")}
+        value = swept.get(param, "")
         row = {"method": label, "param": param, "value": value, "seed": res["seed"]}
         row.update({k: res["metrics"].get(k) for k in COLUMNS})
         row.update({k: res["communication"][k] for k in ("rounds", "bytes_up", "bytes_down")})
@@ -108,7 +114,7 @@ def pareto(summary: list[dict[str, Any]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    markers = dict(zip([m[0] for m in METHODS], "osD^"))
+    markers = dict(zip([m[0] for m in METHODS], "osPD*^v"))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, key, name in zip(axes, ("abs_spd", "abs_eod"), ("|SPD|", "|EOD|")):
         for method, _, _ in METHODS:
@@ -143,6 +149,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides for every run")
+    parser.add_argument("--fadm-domains", default=None, help="FADM's meta-learning domain column (adult: race)")
     parser.add_argument("--aggregate-only", action="store_true")
     args = parser.parse_args()
 
@@ -155,11 +162,14 @@ def main() -> int:
     slug = f"{args.dataset}-{args.partition}{'-a' + str(args.alpha) if args.partition == 'dirichlet' else ''}-k{args.clients}"
     out = (args.out or Path("results") / f"compare-{slug}").resolve()
     out.mkdir(parents=True, exist_ok=True)
+    common.append(f"cache_dir={out / 'cache'}")  # one FADM fit per client for both FADM methods
     t0 = time.time()
     rows = []
     for label, param, overrides in METHODS:
         for seed in args.seeds:
             sweep = out / label.replace(" ", "_").replace(",", "").replace("=", "") / f"seed{seed}"
+            if "stage1=fadm" in overrides or "strategy=fedavg_fadm" in overrides:
+                overrides = [*overrides, f"stage1.domain_column={args.fadm_domains or 'null'}"]
             if not args.aggregate_only:
                 run(label, overrides, seed, common, out)
             rows.extend(collect(sweep, label, param))

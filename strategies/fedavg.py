@@ -47,7 +47,10 @@ class FedAvg(MeteredFedAvg):
         theta = average([msg.content["arrays"]["theta"].numpy() for msg in good], weights)
         shares = weights / weights.sum()
         losses = [float(r["train_loss"]) for r in records]
-        for pid, size, share, loss in zip(pids, sizes, shares, losses):
-            self.client_info[pid] = {"n_train": int(size), "train_loss": loss, "weight": float(share)}
+        for pid, size, share, loss, record in zip(pids, sizes, shares, losses, records):
+            info = {"n_train": int(size), "train_loss": loss, "weight": float(share)}
+            # fedavg_fadm: the generator's time and the synthetic rows among the n_train
+            info.update({k: record[k] for k in ("stage1_s", "n_synthetic") if k in record})
+            self.client_info[pid] = info
         train_loss = float(np.dot(sizes, losses) / sizes.sum())  # on the pooled training rows
         return ArrayRecord({"theta": Array(theta)}), MetricRecord({"train_loss": train_loss})

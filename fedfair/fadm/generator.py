@@ -48,8 +48,8 @@ class FADMConfig:
     meta_weight: float = 1.0
     beta_min: float = 0.1
     beta_max: float = 20.0
-    lambda_y: float = 2.0
-    lambda_z: float = 2.0
+    lambda_y: float = 1.0
+    lambda_z: float = 1.0
     steps: int = 200
     ns: float | None = None
     labels: str = "match"
