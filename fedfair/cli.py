@@ -26,9 +26,12 @@ def _check_jobs(args: list[str]) -> None:
     overrides = [a for a in args if not a.startswith("-")]
     jobs = expand_sweep(overrides) if {"-m", "--multirun"} & set(args) else [overrides]
     experiments = [Experiment(compose_config(job)) for job in jobs]
-    datasets = {json.dumps([e.cfg["dataset"], e.cfg.get("data_dir")], sort_keys=True): e for e in experiments}
-    for exp in datasets.values():  # the data must be there before any node starts
-        exp.load()
+    loaded = {}
+    for exp in experiments:  # the data must be there, and fit the config, before any node starts
+        key = json.dumps([exp.cfg["dataset"], exp.cfg.get("data_dir")], sort_keys=True)
+        if key not in loaded:
+            loaded[key] = exp.load()
+        exp.check_dataset(loaded[key])
 
 
 HYDRA_INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--version"}

@@ -141,6 +141,15 @@ class Experiment:
         section = {k: v for k, v in self.cfg["dataset"].items() if k != "name"}
         return load_dataset(self.cfg["dataset"]["name"], data_dir=self.cfg.get("data_dir"), **section)
 
+    def check_dataset(self, dataset: Dataset) -> None:
+        """Settings that depend on the dataset: FADM's ``domain_column`` must be one of its
+        categorical or binary features."""
+        s1 = self.stage1_config(0) if self.strategy in ("oneshot", "fedavg_fadm") else None
+        if isinstance(s1, fadm.FADMConfig) and s1.domain_column is not None:
+            layout = fadm.Layout.from_schema(dataset.schema)
+            if layout.block(s1.domain_column).kind == "numeric":
+                raise FedFairError(f"stage1.domain_column '{s1.domain_column}' is numeric; use a categorical or binary feature")
+
     def client_tables(self, dataset: Dataset, partition_id: int) -> tuple[Table, Table]:
         """(train, test) of one client: the same partition on every node, from (dataset, seed)."""
         part = self.cfg["partition"]

@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
         (["stage1.bogus=1"], "bogus"),
         (["num_clients=0"], "num_clients must be a positive integer"),
         (["-m", "stage1.rho=0,10", "stage2.epsilon=0"], "stage2.epsilon must be > 0"),
+        (["strategy=fedavg_fadm", "stage1=bilevel"], "strategy=fedavg_fadm needs stage1=fadm"),
+        (["stage1=fadm", "stage1.domain_column=race"], "no feature column 'race'"),  # law_school's race is s
+        (["stage1=fadm", "stage1.domain_column=lsat"], "stage1.domain_column 'lsat' is numeric"),
+        (["stage1=fadm", "stage1.iterations=0"], "FADM iterations must be >= 1"),
     ],
 )
 def test_bad_config_is_one_line_and_exit_2(overrides, message, capsys, tmp_path, monkeypatch):
@@ -51,7 +55,7 @@ def test_data_list_shows_the_directory_and_each_dataset(capsys):
 def test_the_library_never_imports_flower():
     code = (
         "import sys, fedfair, fedfair.data, fedfair.partition, fedfair.metrics, fedfair.model, "
-        "fedfair.bilevel, fedfair.stage2, fedfair.pipeline, fedfair.results, fedfair.config, fedfair.cli; "
+        "fedfair.bilevel, fedfair.fadm, fedfair.stage2, fedfair.pipeline, fedfair.results, fedfair.config, fedfair.cli; "
         "print(any(m == 'flwr' or m.startswith('flwr.') for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
