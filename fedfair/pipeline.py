@@ -148,7 +148,9 @@ class Experiment:
         if isinstance(s1, fadm.FADMConfig) and s1.domain_column is not None:
             layout = fadm.Layout.from_schema(dataset.schema)
             if layout.block(s1.domain_column).kind == "numeric":
-                raise FedFairError(f"stage1.domain_column '{s1.domain_column}' is numeric; use a categorical or binary feature")
+                raise FedFairError(
+                    f"stage1.domain_column '{s1.domain_column}' is numeric; use a categorical or binary feature"
+                )
 
     def client_tables(self, dataset: Dataset, partition_id: int) -> tuple[Table, Table]:
         """(train, test) of one client: the same partition on every node, from (dataset, seed)."""

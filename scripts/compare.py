@@ -1,5 +1,6 @@
 """One comparison table: one-shot (no DP, DP-CTGAN, FADM), FedAvg, FedAvg on FADM-augmented clients,
-FairFed and FairFed with local reweighing on the same dataset, partition and seeds, through the real CLI (``fedfair run -m``, Flower's simulation engine).
+FairFed and FairFed with local reweighing on the same dataset, partition and seeds, through the real
+CLI (``fedfair run -m``, Flower's simulation engine).
 
 Writes ``comparison.csv`` (one row per method and parameter: mean and std over seeds),
 ``comparison.md`` (accuracy, |SPD|, |EOD|, DPR, EOR, rounds, bytes up/down, wall time) and

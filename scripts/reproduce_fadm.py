@@ -126,7 +126,8 @@ def _cell(scores_: dict[str, float | None]) -> str:
     def f(v: float | None, fmt: str) -> str:
         return "n/a" if v is None else format(v, fmt)
 
-    return f"{f(None if scores_['acc'] is None else 100 * scores_['acc'], '.2f')} / {f(scores_['r_dp'], '.2f')} / {f(scores_['r_eop'], '.2f')}"
+    acc = None if scores_["acc"] is None else 100 * scores_["acc"]
+    return f"{f(acc, '.2f')} / {f(scores_['r_dp'], '.2f')} / {f(scores_['r_eop'], '.2f')}"
 
 
 def markdown(summary: dict[str, Any], settings: dict[str, Any], wall_s: float, seeds: list[int]) -> str:

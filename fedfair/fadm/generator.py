@@ -102,7 +102,8 @@ class FADM:
     history: list[dict[str, float]] = field(default_factory=list)
 
     def generate(
-        self, labels: np.ndarray, seed: int, lambda_y: float, lambda_z: float, steps: int = 200
+        self, labels: np.ndarray, seed: int, lambda_y: float, lambda_z: float, steps: int = 200,
+        progress: bool = False,
     ) -> Table:
         """One row per requested ±1 label (eq. 11); deterministic for ``seed``. With ``lambda_y``
         = 0 a row's label is the label classifier's at t = T_MIN instead (see the module doc)."""
@@ -111,7 +112,7 @@ class FADM:
             raise FedFairError("FADM labels to generate must be a 1-D array of -1/+1")
         gen = torch.Generator().manual_seed(int(seed))
         y = torch.as_tensor(labels, dtype=next(self.score.parameters()).dtype)
-        x = reverse_sde(self.score, self.label, self.sensitive, self.sde, y, lambda_y, lambda_z, steps, gen)
+        x = reverse_sde(self.score, self.label, self.sensitive, self.sde, y, lambda_y, lambda_z, steps, gen, progress)
         if not lambda_y:
             with torch.no_grad():
                 logit = self.label(x, torch.full((len(x),), T_MIN, dtype=x.dtype))[:, 0]
@@ -170,6 +171,6 @@ def synthesize(table: Table, layout: Layout, cfg: FADMConfig) -> tuple[Table, di
     fadm = train(table, layout, cfg, domains)
     labels = requested_labels(table, output_size(len(table), cfg.ns), cfg.labels)
     with _torch_threads(cfg.threads):
-        rows = fadm.generate(labels, cfg.seed + 1, cfg.lambda_y, cfg.lambda_z, cfg.steps)
+        rows = fadm.generate(labels, cfg.seed + 1, cfg.lambda_y, cfg.lambda_z, cfg.steps, cfg.progress)
     info = {"domains": 1 if domains is None else int(len(np.unique(domains))), "final": fadm.history[-1]}
     return rows, info

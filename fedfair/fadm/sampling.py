@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from fedfair.fadm.sde import T_MIN, VPSDE
 
@@ -52,13 +53,14 @@ def reverse_sde(
     lambda_z: float,
     steps: int,
     gen: torch.Generator,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Samples of eq. 11 for the ±1 labels ``y`` (one row each), in diffusion space."""
     n, dim = len(y), score.body[-1].out_features
     dtype = next(score.parameters()).dtype
     x = torch.randn(n, dim, generator=gen, dtype=dtype)
     grid = torch.linspace(1.0, T_MIN, steps + 1, dtype=dtype)
-    for i in range(steps):
+    for i in tqdm(range(steps), desc="FADM sampling", disable=not progress, leave=False):
         t = grid[i].expand(n)
         dt = float(grid[i] - grid[i + 1])  # > 0: the reverse step |dt̄|
         drift = -score(x, t) / sde.std(t)[:, None]
