@@ -167,10 +167,10 @@ def main() -> int:
     t0 = time.time()
     rows = []
     for label, param, overrides in METHODS:
+        if "stage1=fadm" in overrides or "strategy=fedavg_fadm" in overrides:
+            overrides = [*overrides, f"stage1.domain_column={args.fadm_domains or 'null'}"]
         for seed in args.seeds:
             sweep = out / label.replace(" ", "_").replace(",", "").replace("=", "") / f"seed{seed}"
-            if "stage1=fadm" in overrides or "strategy=fedavg_fadm" in overrides:
-                overrides = [*overrides, f"stage1.domain_column={args.fadm_domains or 'null'}"]
             if not args.aggregate_only:
                 run(label, overrides, seed, common, out)
             rows.extend(collect(sweep, label, param))
