@@ -181,6 +181,17 @@ class Upload:
     cached: bool = False
 
 
+def _canonical(value: Any) -> Any:
+    """``value`` with every number as a float, so that ``rho=1000`` and ``rho=1000.0`` share a key."""
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def _cached(
     cache_dir: str | None, key: dict[str, Any], compute: Callable[[], tuple[Table, dict[str, Any]]]
 ) -> tuple[Table, dict[str, Any], bool]:
@@ -188,7 +199,7 @@ def _cached(
     stored as ``<sha256(key)>.npz`` (written atomically). Returns (table, info, came from cache)."""
     if not cache_dir:
         return (*compute(), False)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    digest = hashlib.sha256(json.dumps(_canonical(key), sort_keys=True).encode()).hexdigest()[:24]
     path = Path(cache_dir) / f"{digest}.npz"
     if path.exists():
         with np.load(path) as f:

@@ -34,6 +34,7 @@ METHODS: list[tuple[str, str, list[str]]] = [  # (label, swept parameter, overri
     ("FedAvg", "", ["strategy=fedavg"]),
     ("FedAvg + FADM", "", ["strategy=fedavg_fadm"]),
     ("FairFed", "beta", ["strategy=fairfed", "strategy.beta=0.5,1,2"]),
+    ("FairFed, metric=spd", "beta", ["strategy=fairfed", "strategy.metric=spd", "strategy.beta=0.5,1,2"]),
     # FairFed as its paper runs it: fairness-aware weights on top of local reweighing (beta=0: FedAvg + it)
     ("FairFed + reweighing", "beta", ["strategy=fairfed", "strategy.reweigh=true", "strategy.beta=0,1"]),
 ]
@@ -115,7 +116,7 @@ def pareto(summary: list[dict[str, Any]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    markers = dict(zip([m[0] for m in METHODS], "osPD*^v"))
+    markers = dict(zip([m[0] for m in METHODS], "osPD*^<v"))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, key, name in zip(axes, ("abs_spd", "abs_eod"), ("|SPD|", "|EOD|")):
         for method, _, _ in METHODS:
@@ -151,6 +152,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides for every run")
     parser.add_argument("--fadm-domains", default=None, help="FADM's meta-learning domain column (adult: race)")
+    parser.add_argument("--methods", nargs="+", default=[m[0] for m in METHODS], metavar="LABEL",
+                        choices=[m[0] for m in METHODS], help="a subset of the methods, by label")
     parser.add_argument("--aggregate-only", action="store_true")
     args = parser.parse_args()
 
@@ -167,6 +170,8 @@ def main() -> int:
     t0 = time.time()
     rows = []
     for label, param, overrides in METHODS:
+        if label not in args.methods:
+            continue
         if "stage1=fadm" in overrides or "strategy=fedavg_fadm" in overrides:
             overrides = [*overrides, f"stage1.domain_column={args.fadm_domains or 'null'}"]
         for seed in args.seeds:

@@ -38,3 +38,20 @@ def test_upload_without_cache_is_deterministic_for_a_seed():
     b = pipeline.make_upload(exp, data, train, 1)
     np.testing.assert_array_equal(a.table.to_array(), b.table.to_array())
     assert 0 < a.privacy["epsilon"] <= 3.0
+
+
+def test_cache_key_does_not_depend_on_how_a_number_is_written(tmp_path, monkeypatch):
+    as_int = pipeline.Experiment(compose_config([*TINY, f"cache_dir={tmp_path}", "stage1.rho=1000"]))
+    as_float = pipeline.Experiment(compose_config([*TINY, f"cache_dir={tmp_path}", "stage1.rho=1000.0"]))
+    assert as_int.cfg["stage1"]["rho"] == 1000 and isinstance(as_float.cfg["stage1"]["rho"], float)
+    data = as_int.load()
+    train, _ = as_int.client_tables(data, 0)
+    first = pipeline.make_upload(as_int, data, train, 0)
+
+    def no_refit(*args, **kwargs):
+        raise AssertionError("a stage ran again")
+
+    monkeypatch.setattr(pipeline.bilevel, "synthesize", no_refit)
+    monkeypatch.setattr(pipeline, "privatize", no_refit)
+    second = pipeline.make_upload(as_float, data, train, 0)
+    assert second.cached and np.array_equal(second.table.to_array(), first.table.to_array())
