@@ -1,0 +1,66 @@
+"""scripts/compare.py's aggregation (``--aggregate-only``): mean ± std over seeds per method and swept
+value, the markdown table, the Pareto plot, and ``--methods`` choosing a subset."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "compare.py"
+
+
+def _result(path: Path, seed: int, accuracy: float, abs_eod: float, beta: float | None = None) -> None:
+    path.mkdir(parents=True)
+    res = {
+        "seed": seed,
+        "config": {"stage1": {"rho": 1000.0}, "strategy": {"beta": beta} if beta is not None else {}},
+        "metrics": {"accuracy": accuracy, "abs_spd": 0.1, "abs_eod": abs_eod, "dpr": 0.8, "eor": None},
+        "communication": {"rounds": 20, "bytes_up": 1000 + seed, "bytes_down": 5000},
+        "timings": {"total_s": 10.0 + seed},
+    }
+    (path / "results.json").write_text(json.dumps(res))
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    for seed, (acc, eod) in enumerate([(0.80, 0.10), (0.84, 0.06)]):
+        _result(tmp_path / "FedAvg" / f"seed{seed}" / "0", seed, acc, eod)
+        for job, beta in enumerate((0.5, 1.0)):
+            _result(tmp_path / "FairFed" / f"seed{seed}" / str(job), seed, acc - 0.01, eod / 2 - beta / 100, beta)
+    return tmp_path
+
+
+def _aggregate(out: Path, *methods: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(SCRIPT), "--aggregate-only", "--out", str(out), "--seeds", "0", "1",
+           "--methods", *methods]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_aggregation_gives_mean_and_std_per_method_and_value(out):
+    proc = _aggregate(out, "FedAvg", "FairFed")
+    assert proc.returncode == 0, proc.stderr
+    rows = {(r["method"], r["value"]): r for r in csv.DictReader(open(out / "comparison.csv"))}
+    assert set(rows) == {("FedAvg", ""), ("FairFed", "0.5"), ("FairFed", "1.0")}
+    fedavg = rows[("FedAvg", "")]
+    assert float(fedavg["accuracy"]) == pytest.approx(0.82)
+    assert float(fedavg["accuracy_std"]) == pytest.approx(0.0282843, rel=1e-5)  # sample std of .80, .84
+    assert float(fedavg["abs_eod"]) == pytest.approx(0.08) and fedavg["eor"] == ""  # undefined stays empty
+    assert float(rows[("FairFed", "1.0")]["abs_eod"]) == pytest.approx(0.03)
+    assert float(fedavg["bytes_up"]) == pytest.approx(1000.5)
+    md = (out / "comparison.md").read_text()
+    assert "| FedAvg |  | 0.8200 ± 0.0283 |" in md and "| FairFed | beta=1.0 |" in md
+    assert (out / "pareto.png").stat().st_size > 10_000
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["md"] == str(out / "comparison.md")
+
+
+def test_methods_selects_a_subset_and_rejects_unknown_labels(out):
+    assert _aggregate(out, "FedAvg").returncode == 0
+    assert [r["method"] for r in csv.DictReader(open(out / "comparison.csv"))] == ["FedAvg"]
+    bad = _aggregate(out, "FedProx")
+    assert bad.returncode == 2 and "invalid choice: 'FedProx'" in bad.stderr
