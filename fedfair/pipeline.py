@@ -192,6 +192,13 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def _cache_path(cache_dir: str, key: dict[str, Any], suffix: str) -> Path:
+    """``<cache_dir>/<sha256(key)><suffix>`` (the directory is created)."""
+    digest = hashlib.sha256(json.dumps(_canonical(key), sort_keys=True).encode()).hexdigest()[:24]
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    return Path(cache_dir) / f"{digest}{suffix}"
+
+
 def _cached(
     cache_dir: str | None, key: dict[str, Any], compute: Callable[[], tuple[Table, dict[str, Any]]]
 ) -> tuple[Table, dict[str, Any], bool]:
@@ -199,32 +206,49 @@ def _cached(
     stored as ``<sha256(key)>.npz`` (written atomically). Returns (table, info, came from cache)."""
     if not cache_dir:
         return (*compute(), False)
-    digest = hashlib.sha256(json.dumps(_canonical(key), sort_keys=True).encode()).hexdigest()[:24]
-    path = Path(cache_dir) / f"{digest}.npz"
+    path = _cache_path(cache_dir, key, ".npz")
     if path.exists():
         with np.load(path) as f:
             info = json.loads(str(f["info"]))
             return Table.from_array(f["rows"], [str(c) for c in f["columns"]]), info, True
     table, info = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(tmp, rows=table.to_array(), columns=np.array(table.columns), info=json.dumps(info))
     os.replace(tmp, path)
     return table, info, False
 
 
-def generate(
-    s1: bilevel.Stage1Config | fadm.FADMConfig | None, dataset: Dataset, train: Table
-) -> tuple[Table, dict[str, Any]]:
+def generate(exp: Experiment, dataset: Dataset, train: Table, partition_id: int) -> tuple[Table, dict[str, Any]]:
     """Stage 1's rows from the client's training rows (the bilevel fair set, FADM samples, or the
     rows themselves) and its JSON info (``seconds``, and FADM's summary)."""
+    s1 = exp.stage1_config(partition_id)
     t0 = time.perf_counter()
     info: dict[str, Any] = {}
     if isinstance(s1, fadm.FADMConfig):
-        rows, info = fadm.synthesize(train, fadm.Layout.from_schema(dataset.schema), s1)
+        rows, info = fadm.sample(_fadm_model(exp, dataset, train, partition_id, s1), train, s1)
     else:
         rows = train if s1 is None else bilevel.synthesize(train, s1).table
     return rows, {"seconds": time.perf_counter() - t0, **info}
+
+
+def _fadm_model(
+    exp: Experiment, dataset: Dataset, train: Table, partition_id: int, cfg: fadm.FADMConfig
+) -> fadm.FADM:
+    """The client's trained FADM; with ``cache_dir`` set, trained once per training setting
+    (:func:`fedfair.fadm.training_key`), so a sweep over its sampling settings reuses it."""
+    layout = fadm.Layout.from_schema(dataset.schema)
+    cache_dir = exp.cfg.get("cache_dir")
+    if not cache_dir:
+        return fadm.fit(train, layout, cfg)
+    key = {**_stage1_key(exp, partition_id), "stage1": fadm.training_key(cfg)}
+    path = _cache_path(cache_dir, {"fadm": key}, ".fadm.pt")
+    if path.exists():
+        return fadm.FADM.load(path, layout)
+    model = fadm.fit(train, layout, cfg)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return model
 
 
 def _stage1_key(exp: Experiment, partition_id: int) -> dict[str, Any]:
@@ -239,7 +263,7 @@ def augmentation(exp: Experiment, dataset: Dataset, train: Table, partition_id: 
     with threadpool_limits(1):
         rows, info, _ = _cached(
             exp.cfg.get("cache_dir"), {"stage1": _stage1_key(exp, partition_id)},
-            lambda: generate(exp.stage1_config(partition_id), dataset, train),
+            lambda: generate(exp, dataset, train, partition_id),
         )
     return rows, float(info["seconds"])
 
@@ -250,12 +274,11 @@ def make_upload(exp: Experiment, dataset: Dataset, train: Table, partition_id: i
     With ``cache_dir`` set, each stage's output is computed once per configuration (stage 2's full
     N-row sample, so that every N_s2 comes from one fit) and reused by later runs."""
     cfg = exp.cfg
-    s1 = exp.stage1_config(partition_id)
     s2 = exp.stage2_config(partition_id)
     key1 = _stage1_key(exp, partition_id)
 
     def stage1() -> tuple[Table, dict[str, Any]]:
-        return generate(s1, dataset, train)
+        return generate(exp, dataset, train, partition_id)
 
     def stage2() -> tuple[Table, dict[str, Any]]:
         private, report = privatize(fair, dataset.schema.bounds(), s2, progress=bool(cfg.get("progress")))

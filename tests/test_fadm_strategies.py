@@ -43,13 +43,13 @@ def test_oneshot_uploads_fadm_samples_and_the_server_fits_their_union(tmp_path):
 
 def test_fedavg_fadm_generates_once_per_node_and_trains_on_real_plus_synthetic_rows(tmp_path, monkeypatch):
     calls = []
-    real_synthesize = fadm.synthesize
+    real_fit = fadm.fit
 
     def counted(*args, **kwargs):
         calls.append(1)
-        return real_synthesize(*args, **kwargs)
+        return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(fadm, "synthesize", counted)
+    monkeypatch.setattr(fadm, "fit", counted)
     overrides = [*TINY_FADM, "strategy=fedavg_fadm", "strategy.rounds=3"]
     exp, res = _run(tmp_path, overrides)
     assert len(calls) == 2  # one FADM per node, kept in its context state for rounds 2 and 3
@@ -85,8 +85,33 @@ def test_fedavg_fadm_needs_the_fadm_generator():
 
 def test_fedavg_fadm_through_the_real_simulation(tmp_path):
     overrides = [*TINY_FADM, "strategy=fedavg_fadm", "strategy.rounds=2", "simulation.num_cpus=1",
-                 "simulation.timeout=120"]
+                 "simulation.timeout=600"]
     res = json.loads(simulate(compose_config(overrides), tmp_path, overrides).read_text())
     assert res["strategy"] == "fedavg_fadm" and res["communication"]["rounds"] == 2
     assert all(c["n_train"] == 2 * c["n_synthetic"] > 300 for c in res["per_client"])
     assert all(s is not None and s > 0 for s in res["timings"]["stage1_s"])
+
+
+def test_a_sweep_over_sampling_settings_trains_fadm_once_per_client(tmp_path, monkeypatch):
+    base = [*TINY_FADM, "stage2=none", f"cache_dir={tmp_path}"]
+    first = pipeline.Experiment(compose_config([*base, "stage1.lambda_z=0"]))
+    data = first.load()
+    train, _ = first.client_tables(data, 0)
+    unguided = pipeline.make_upload(first, data, train, 0).table
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("FADM was trained again")
+
+    real_fit = fadm.fit
+    monkeypatch.setattr(fadm, "fit", no_training)
+    swept = pipeline.Experiment(compose_config([*base, "stage1.lambda_z=3", "stage1.labels=balanced"]))
+    guided = pipeline.make_upload(swept, data, train, 0)
+    assert not guided.cached  # new samples, from the cached generator
+    assert (guided.table.y == 1).sum() == len(train) // 2 and not np.array_equal(guided.table.x, unguided.x)
+    monkeypatch.setattr(fadm, "fit", real_fit)  # the cached generator samples as a freshly trained one
+    fresh = pipeline.make_upload(pipeline.Experiment(compose_config([*base[:-1], "stage1.lambda_z=3",
+                                                                     "stage1.labels=balanced"])), data, train, 0)
+    np.testing.assert_array_equal(fresh.table.to_array(), guided.table.to_array())
+    with pytest.raises(AssertionError, match="trained again"):  # a training setting is a new generator
+        monkeypatch.setattr(fadm, "fit", no_training)
+        pipeline.make_upload(pipeline.Experiment(compose_config([*base, "stage1.iterations=31"])), data, train, 0)

@@ -34,19 +34,29 @@ def _same_metrics(res, ref):
 
 
 def _kill_superlinks(flwr_home: Path) -> None:
-    """`flwr run` leaves its local SuperLink running: stop the one that uses this FLWR_HOME."""
-    ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    for line in ps.splitlines():
-        pid, _, args = line.strip().partition(" ")
-        if "flower-superlink" in args and str(flwr_home) in args:
-            os.kill(int(pid), signal.SIGTERM)
-            for _ in range(60):
-                state = subprocess.run(["ps", "-o", "stat=", "-p", pid], capture_output=True, text=True).stdout
-                if not state.strip() or state.startswith("Z"):
-                    break
-                time.sleep(0.25)
-            else:
-                os.kill(int(pid), signal.SIGKILL)
+    """`flwr run` leaves its local SuperLink running: stop every process that uses this FLWR_HOME,
+    scanning again until none is left (one may appear while an earlier one is stopping)."""
+    for _ in range(10):
+        ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+        pids = [int(line.split()[0]) for line in ps.splitlines()
+                if "flower-superlink" in line and str(flwr_home) in line]
+        if not pids:
+            return
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+            time.sleep(0.25)
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(1)
+    raise AssertionError(f"a flower-superlink using {flwr_home} keeps running")
+
+
+def _alive(pid: int) -> bool:
+    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout
+    return bool(state.strip()) and not state.startswith("Z")
 
 
 def test_flwr_run_matches_the_simulation(reference, tmp_path):
@@ -64,6 +74,8 @@ def test_flwr_run_matches_the_simulation(reference, tmp_path):
         _kill_superlinks(tmp_path / "flwr")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     _same_metrics(json.loads((out / "results.json").read_text()), reference)
+    ps = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
+    assert str(tmp_path / "flwr") not in ps  # nothing of this run is left behind
 
 
 def test_deploy_local_matches_the_simulation_and_stops_its_processes(reference, tmp_path):

@@ -6,10 +6,11 @@ generator of tabular rows with label guidance and sensitive-entropy guidance (eq
 - :mod:`~fedfair.fadm.networks`: the score network and the two noise-conditional classifiers;
 - :mod:`~fedfair.fadm.training`: meta-training over domains (Algorithm 1);
 - :mod:`~fedfair.fadm.sampling`: guided reverse-time sampling (eq. 7, 10, 11);
-- :mod:`~fedfair.fadm.generator`: the configuration, :func:`train`, :meth:`FADM.generate`, :func:`synthesize`.
+- :mod:`~fedfair.fadm.generator`: the configuration, :func:`fit`, :func:`sample`, :meth:`FADM.generate`,
+  :meth:`FADM.save` / :meth:`FADM.load`.
 """
 
-from fedfair.fadm.generator import FADM, FADMConfig, synthesize, train
+from fedfair.fadm.generator import FADM, FADMConfig, fit, sample, train, training_key
 from fedfair.fadm.layout import Layout
 
-__all__ = ["FADM", "FADMConfig", "Layout", "synthesize", "train"]
+__all__ = ["FADM", "FADMConfig", "Layout", "fit", "sample", "train", "training_key"]

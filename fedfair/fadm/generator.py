@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,13 +23,14 @@ import torch
 
 from fedfair.errors import FedFairError
 from fedfair.fadm.layout import Layout
-from fedfair.fadm.networks import TimeMLP, classifier, score_net
+from fedfair.fadm.networks import EMBED, TimeMLP, classifier, score_net
 from fedfair.fadm.sampling import reverse_sde
 from fedfair.fadm.sde import T_MIN, VPSDE
 from fedfair.fadm.training import TrainSettings, meta_train
 from fedfair.table import Table
 
 LABELS = ("match", "balanced")
+SAMPLING = ("lambda_y", "lambda_z", "steps", "ns", "labels", "progress")  # FADMConfig fields used after training
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,29 @@ class FADM:
     s_share: float
     history: list[dict[str, float]] = field(default_factory=list)
 
+    def save(self, path: Path) -> None:
+        """Write the trained networks and what decoding needs (``torch.save``) to ``path``."""
+        torch.save({
+            "nets": {k: getattr(self, k).state_dict() for k in ("score", "label", "sensitive")},
+            "shape": [self.score.body[0].in_features - EMBED, self.score.body[0].out_features,
+                      sum(isinstance(m, torch.nn.Linear) for m in self.score.body) - 1],
+            "sde": [self.sde.beta_min, self.sde.beta_max],
+            "feature_names": list(self.feature_names), "s_share": self.s_share, "history": self.history,
+        }, path)
+
+    @classmethod
+    def load(cls, path: Path, layout: Layout) -> FADM:
+        """A generator written by :meth:`save`; it samples exactly as the one saved."""
+        blob = torch.load(path, weights_only=True)
+        dim, hidden, layers = blob["shape"]
+        nets = {"score": score_net(dim, hidden, layers), "label": classifier(dim, hidden, layers),
+                "sensitive": classifier(dim, hidden, layers)}
+        for name, net in nets.items():
+            net.load_state_dict(blob["nets"][name])
+            net.eval().requires_grad_(False)
+        return cls(layout, tuple(blob["feature_names"]), VPSDE(*blob["sde"]), nets["score"], nets["label"],
+                   nets["sensitive"], float(blob["s_share"]), list(blob["history"]))
+
     def generate(
         self, labels: np.ndarray, seed: int, lambda_y: float, lambda_z: float, steps: int = 200,
         progress: bool = False,
@@ -164,13 +189,22 @@ def output_size(n: int, ns: float | None) -> int:
     return size
 
 
-def synthesize(table: Table, layout: Layout, cfg: FADMConfig) -> tuple[Table, dict[str, Any]]:
-    """Train FADM on ``table`` (domains from ``cfg.domain_column``) and sample ``cfg.ns`` rows of
-    the ``cfg.labels`` class balance. Returns the rows and a summary (domains, final losses)."""
+def fit(table: Table, layout: Layout, cfg: FADMConfig) -> FADM:
+    """Algorithm 1 on ``table`` with the domains of ``cfg.domain_column`` (None: one domain)."""
     domains = None if cfg.domain_column is None else layout.domains(table.x, cfg.domain_column)
-    fadm = train(table, layout, cfg, domains)
+    return train(table, layout, cfg, domains)
+
+
+def sample(fadm: FADM, table: Table, cfg: FADMConfig) -> tuple[Table, dict[str, Any]]:
+    """``cfg.ns`` rows (relative to ``table``, the training rows) of the ``cfg.labels`` class
+    balance, guided by ``cfg.lambda_y`` and ``cfg.lambda_z``; with a summary (final losses)."""
     labels = requested_labels(table, output_size(len(table), cfg.ns), cfg.labels)
     with _torch_threads(cfg.threads):
         rows = fadm.generate(labels, cfg.seed + 1, cfg.lambda_y, cfg.lambda_z, cfg.steps, cfg.progress)
-    info = {"domains": 1 if domains is None else int(len(np.unique(domains))), "final": fadm.history[-1]}
-    return rows, info
+    return rows, {"final": fadm.history[-1]}
+
+
+def training_key(cfg: FADMConfig) -> dict[str, Any]:
+    """The settings a trained generator depends on (not the sampling ones): generators trained with
+    equal keys on equal rows are equal, so a sweep over λ_y, λ_z, steps, ns or labels can share one."""
+    return {k: v for k, v in asdict(cfg).items() if k not in SAMPLING}
