@@ -34,10 +34,10 @@ def _same_metrics(res, ref):
 
 
 def _kill_superlinks(flwr_home: Path) -> None:
-    """`flwr run` leaves its local SuperLink running: stop every process that uses this FLWR_HOME,
-    scanning again until none is left (one may appear while an earlier one is stopping)."""
+    """`flwr run` leaves its local SuperLink running: stop every process that uses this FLWR_HOME.
+    ``ps -ww``: without it, ps cuts lines at 80 columns under pytest and the path is never seen."""
     for _ in range(10):
-        ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+        ps = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
         pids = [int(line.split()[0]) for line in ps.splitlines()
                 if "flower-superlink" in line and str(flwr_home) in line]
         if not pids:
@@ -50,7 +50,6 @@ def _kill_superlinks(flwr_home: Path) -> None:
         for pid in pids:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
-        time.sleep(1)
     raise AssertionError(f"a flower-superlink using {flwr_home} keeps running")
 
 
@@ -74,7 +73,7 @@ def test_flwr_run_matches_the_simulation(reference, tmp_path):
         _kill_superlinks(tmp_path / "flwr")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     _same_metrics(json.loads((out / "results.json").read_text()), reference)
-    ps = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-ww", "-eo", "args="], capture_output=True, text=True).stdout
     assert str(tmp_path / "flwr") not in ps  # nothing of this run is left behind
 
 
@@ -88,7 +87,7 @@ def test_deploy_local_matches_the_simulation_and_stops_its_processes(reference, 
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == f"results: {out / 'results.json'}"
     _same_metrics(json.loads((out / "results.json").read_text()), reference)
-    ps = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-ww", "-eo", "args="], capture_output=True, text=True).stdout
     assert str(out) not in ps and "flower-supernode" not in ps
     assert (out / "deploy-logs" / "supernode-1.log").exists()
 
