@@ -88,15 +88,14 @@ def _theta(msg: Message, table: Table) -> np.ndarray:
 
 
 def _augmented(exp: pipeline.Experiment, pid: int, context: Context) -> tuple[Table, dict[str, float]]:
-    """fedavg_fadm: the training split plus this node's FADM rows, made once per run and
-    configuration and kept in ``context.state``; with the generator's seconds and row count."""
+    """fedavg_fadm: the training split plus this node's FADM rows, made at its first round and kept
+    in ``context.state`` (one per run and node); with the generator's seconds and row count."""
     local_train, _ = _tables(exp, pid)
-    key = json.dumps(exp.cfg["stage1"], sort_keys=True)
     state = context.state
-    if "fadm" not in state or state["fadm_meta"]["key"] != key:
+    if "fadm" not in state:
         rows, seconds = pipeline.augmentation(exp, _dataset(exp), local_train, pid)
         state["fadm"] = ArrayRecord({"x": Array(rows.x), "s": Array(rows.s), "y": Array(rows.y)})
-        state["fadm_meta"] = ConfigRecord({"key": key, "seconds": seconds})
+        state["fadm_meta"] = ConfigRecord({"seconds": seconds})
     kept, meta = state["fadm"], state["fadm_meta"]
     rows = Table(kept["x"].numpy(), kept["s"].numpy(), kept["y"].numpy(), local_train.feature_names)
     info = {"stage1_s": float(meta["seconds"]), "n_synthetic": len(rows)}

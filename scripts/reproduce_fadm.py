@@ -85,7 +85,7 @@ def fold(job: tuple[str, int, dict[str, Any], int, str | None]) -> list[dict[str
     test = data.table.subset(np.flatnonzero(race == held_out))
     cfg = fadm.FADMConfig(**section, seed=seed, progress=False)
     t0 = time.perf_counter()
-    gen = fadm.train(train, layout, cfg, layout.domains(train.x, cfg.domain_column))
+    gen = fadm.fit(train, layout, cfg)
     train_s = time.perf_counter() - t0
     log(f"{held_out} seed {seed}: trained in {train_s:.0f} s")
     sex = LogisticRegression(max_iter=2000).fit(train.x, train.s)

@@ -90,6 +90,12 @@ def _torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+def _networks(dim: int, hidden: int, layers: int) -> dict[str, TimeMLP]:
+    """The score network and the label and sensitive classifiers, freshly initialised."""
+    return {"score": score_net(dim, hidden, layers), "label": classifier(dim, hidden, layers),
+            "sensitive": classifier(dim, hidden, layers)}
+
+
 @dataclass
 class FADM:
     """A trained generator: the VP-SDE, the three networks, and what decoding needs."""
@@ -117,9 +123,7 @@ class FADM:
     def load(cls, path: Path, layout: Layout) -> FADM:
         """A generator written by :meth:`save`; it samples exactly as the one saved."""
         blob = torch.load(path, weights_only=True)
-        dim, hidden, layers = blob["shape"]
-        nets = {"score": score_net(dim, hidden, layers), "label": classifier(dim, hidden, layers),
-                "sensitive": classifier(dim, hidden, layers)}
+        nets = _networks(*blob["shape"])
         for name, net in nets.items():
             net.load_state_dict(blob["nets"][name])
             net.eval().requires_grad_(False)
@@ -157,11 +161,7 @@ def train(table: Table, layout: Layout, cfg: FADMConfig, domains: np.ndarray | N
     dim = table.x.shape[1]
     with _torch_threads(cfg.threads), torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
-        nets = {
-            "score": score_net(dim, cfg.hidden, cfg.layers),
-            "label": classifier(dim, cfg.hidden, cfg.layers),
-            "sensitive": classifier(dim, cfg.hidden, cfg.layers),
-        }
+        nets = _networks(dim, cfg.hidden, cfg.layers)
         sde = VPSDE(cfg.beta_min, cfg.beta_max)
         x = torch.from_numpy(layout.encode(table.x).astype(np.float32))
         y = torch.from_numpy((table.y == 1).astype(np.float32))
