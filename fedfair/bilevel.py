@@ -8,18 +8,30 @@ over its REAL training set D (N rows), where θ(x̂) = argmin ℓ_r(D̂, θ) is 
 problem on the synthetic set D̂ (eq. 12) and w_ik = s_i − s̄ (SP) or (s_i − s̄)(1 + y_i)/2 (EO).
 ``penalty="sp+eo"`` is P_SP + P_EO literally (the loss and λ_x terms count twice).
 
+The gap penalties (``sp_gap``, ``eo_gap``; not in the paper) replace the covariance term by
+
+    (γ/2) (mean_{i∈R, s_i=1} σ(z_iᵀθ(x̂)) − mean_{i∈R, s_i=0} σ(z_iᵀθ(x̂)))²
+
+over the client's real rows R (all of them for SP; those with y = +1 for EO): a smooth surrogate of
+SPD / EOD (eq. 5) of the inner model. The covariance (eq. 4) is only a proxy: on Adult (base rate
+0.24, skewed scores) a model whose covariance is 0 still has |SPD| ≈ 0.1 (docs/RESULTS.md, "Stage 1 on
+every dataset"), while the gap is the quantity itself. Only ∇_θP changes, so the hypergradient below
+(one solve u = H⁻¹∇_θP) serves both kinds. ``rho`` weighs the covariance, ``gamma`` the gap.
+
 The hypergradient follows eq. 14–15 by implicit differentiation: with v = ∇_θ P and one linear solve
 u = H⁻¹v against the inner Hessian H, row i of ∇P is
 
     −(1/N_s) [r_i u_x + w_i (ẑ_iᵀu) θ_x] + λ_x x̂_i/(N_s·n)²,
 
 where r_i = −ŷ_i σ(−ŷ_i ẑ_iᵀθ), w_i = σ(ẑ_iᵀθ) σ(−ẑ_iᵀθ), and u_x, θ_x are the x-components.
-The outer update is Adam (Algorithm 1, line 16). Two inner solvers: ``lbfgs`` is the paper's
-(L-BFGS with strong Wolfe line search, solved afresh from θ = 0 at every outer step); ``newton``
-(default) solves the inner problem exactly once, then tracks its minimiser as x̂ moves with
-warm-started Newton steps (Newton converges quadratically from the
-previous minimiser, which an Adam step of size ``lr`` barely moves) until the inner gradient is
-below ``inner_tol``, and solves it to convergence again at the end. ``scripts/bench_stage1.py`` measures that both give the same synthetic set's model.
+The outer update is Adam (Algorithm 1, line 16); with ``clip`` each step is projected onto the public
+box [0, 1] of every encoded feature (``Schema.bounds``), so that x̂ stays a table of the schema.
+Two inner solvers: ``lbfgs`` is the paper's (L-BFGS with strong Wolfe line search, solved afresh
+from θ = 0 at every outer step); ``newton`` (default) solves the inner problem exactly once, then
+tracks its minimiser as x̂ moves with warm-started Newton steps (Newton converges quadratically from
+the previous minimiser, which an Adam step of size ``lr`` barely moves) until the inner gradient is
+below ``inner_tol``, and solves it to convergence again at the end. ``scripts/bench_stage1.py``
+measures that both give the same synthetic set's model.
 """
 
 from __future__ import annotations
@@ -38,18 +50,26 @@ from fedfair.errors import FedFairError
 from fedfair.table import Table
 
 log = logging.getLogger("fedfair")
-Penalty = Literal["sp", "eo", "sp+eo"]
-PENALTIES: dict[str, tuple[str, ...]] = {"sp": ("sp",), "eo": ("eo",), "sp+eo": ("sp", "eo")}
+Penalty = Literal["sp", "eo", "sp+eo", "sp_gap", "eo_gap"]
+# the covariance terms of each penalty (eq. 4) and the gap penalties' kind of gap
+PENALTIES: dict[str, tuple[str, ...]] = {
+    "sp": ("sp",), "eo": ("eo",), "sp+eo": ("sp", "eo"), "sp_gap": (), "eo_gap": ()
+}
+GAPS: dict[str, str] = {"sp_gap": "sp", "eo_gap": "eo"}
+GAMMA = 100.0  # the default gap weight, chosen on Adult/COMPAS/Law School (docs/RESULTS.md)
 RECORD_EVERY = 10
 
 
 @dataclass(frozen=True)
 class Stage1Config:
     """Settings of Algorithm 1, lines 3–8. Defaults are the paper's (§4.1) but for ``lr`` (the paper
-    does not give Adam's step size) and ``inner`` (the fast solver; ``"lbfgs"`` is the paper's)."""
+    does not give Adam's step size) and ``inner`` (the fast solver; ``"lbfgs"`` is the paper's).
+    ``gamma`` (the gap penalties' weight) and ``clip`` are ours (module docstring)."""
 
     penalty: Penalty = "sp"
     rho: float = 1000.0
+    gamma: float = GAMMA
+    clip: bool = False
     lam_x: float = 1e-4
     lam_theta: float = model.LAMBDA_THETA
     k_max: int = 1000
@@ -64,7 +84,9 @@ class Stage1Config:
 
     def __post_init__(self) -> None:
         if self.penalty not in PENALTIES:
-            raise FedFairError(f"unknown stage-1 penalty '{self.penalty}'; choose sp, eo or sp+eo")
+            raise FedFairError(f"unknown stage-1 penalty '{self.penalty}'; choose sp, eo, sp+eo, sp_gap or eo_gap")
+        if not self.gamma >= 0:
+            raise FedFairError(f"stage1.gamma must be >= 0, got {self.gamma}")
         if self.rho < 0 or self.lam_x < 0 or self.lam_theta <= 0:
             raise FedFairError("stage-1 rho and lam_x must be >= 0 and lam_theta > 0")
         if self.k_max < 0 or self.lr <= 0:
@@ -83,7 +105,8 @@ class Stage1Config:
 class Stage1Result:
     table: Table  # the synthetic set D̂ = (x̂, ŝ, ŷ)
     theta: np.ndarray  # θ(x̂) at the final x̂
-    # every RECORD_EVERY outer steps and at the end: P, ℓ(D, θ) and max_k |c_kᵀθ|
+    # every RECORD_EVERY outer steps and at the end: P, ℓ(D, θ) and max_k |c_kᵀθ| ("cov", covariance
+    # penalties) or the soft gap ("gap", gap penalties)
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -113,11 +136,28 @@ def choose_rows(real: Table, size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def penalty_vectors(real: Table, penalty: Penalty) -> np.ndarray:
-    """Rows c_k = (1/N) Σ_i w_ik z_i, so that the covariance estimate of eq. 4 is c_kᵀθ."""
+    """Rows c_k = (1/N) Σ_i w_ik z_i, so that the covariance estimate of eq. 4 is c_kᵀθ (no rows for
+    the gap penalties)."""
     z = model.design(real)
     centred = real.s - real.s.mean()
     weights = {"sp": centred, "eo": centred * (1 + real.y) / 2}
-    return np.stack([weights[k] @ z / len(real) for k in PENALTIES[penalty]])
+    return np.array([weights[k] @ z / len(real) for k in PENALTIES[penalty]]).reshape(-1, z.shape[1])
+
+
+def gap_rows(real: Table, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the real rows in s = 1 and s = 0 over which the gap is taken: all rows (SP) or the
+    rows with y = +1 (EO)."""
+    rows = np.ones(len(real), dtype=bool) if kind == "sp" else real.y == 1
+    return rows & (real.s == 1), rows & (real.s == 0)
+
+
+def gap_weights(real: Table, kind: str) -> np.ndarray:
+    """a with aᵀσ(Zθ) = the soft gap: 1/|R₁| on R's s = 1 rows, −1/|R₀| on its s = 0 rows, 0
+    elsewhere; all 0 when R lacks a group (the gap is then 0)."""
+    ones, zeros = gap_rows(real, kind)
+    if not ones.any() or not zeros.any():
+        return np.zeros(len(real))
+    return ones / ones.sum() - zeros / zeros.sum()
 
 
 class _Problem:
@@ -131,7 +171,9 @@ class _Problem:
         self.z_real = model.design(real)
         self.y_real = real.y.astype(np.float64)
         self.c = penalty_vectors(real, cfg.penalty)
-        self.terms = len(PENALTIES[cfg.penalty])
+        self.terms = max(1, len(PENALTIES[cfg.penalty]))
+        self.gap = cfg.penalty in GAPS
+        self.gap_weights = gap_weights(real, GAPS[cfg.penalty]) if self.gap else None
         self.s_hat = s_hat.astype(np.float64)
         self.y_hat = y_hat.astype(np.float64)
         self.n_a = self.z_real.shape[1] - 1  # n = dim(a)
@@ -163,16 +205,25 @@ class _Problem:
         return self.cfg.lam_x / (x_hat.shape[0] * self.n_a) ** 2
 
     def objective(self, x_hat: np.ndarray, theta: np.ndarray) -> tuple[float, float, np.ndarray]:
-        """(P, ℓ(D, θ), covariance estimates c_kᵀθ)."""
+        """(P, ℓ(D, θ), the penalised quantities: covariance estimates c_kᵀθ, or the soft gap g)."""
         real_loss = model.loss(theta, self.z_real, self.y_real)
-        cov = self.c @ theta
         value = self.terms * (real_loss + 0.5 * self.reg_x(x_hat) * float(np.vdot(x_hat, x_hat)))
+        if self.gap:
+            gap = np.array([self.gap_weights @ expit(self.z_real @ theta)])
+            return value + 0.5 * self.cfg.gamma * float(gap @ gap), real_loss, gap
+        cov = self.c @ theta
         return value + 0.5 * self.cfg.rho * float(cov @ cov), real_loss, cov
 
     def theta_gradient(self, theta: np.ndarray) -> np.ndarray:
-        """∇_θ P: the real-data loss gradient plus the penalty's ρ Σ_k (c_kᵀθ) c_k."""
-        real_grad = model.gradient(theta, self.z_real, self.y_real)
-        return self.terms * real_grad + self.cfg.rho * self.c.T @ (self.c @ theta)
+        """∇_θ P: the real-data loss gradient plus the penalty's ρ Σ_k (c_kᵀθ) c_k, or for a gap
+        penalty γ g ∇_θg with ∇_θg = Σ_i a_i σ'(z_iᵀθ) z_i (a = :func:`gap_weights`)."""
+        if not self.gap:
+            real_grad = model.gradient(theta, self.z_real, self.y_real)
+            return self.terms * real_grad + self.cfg.rho * self.c.T @ (self.c @ theta)
+        p = expit(self.z_real @ theta)
+        residual = (p - (self.y_real + 1) / 2) / len(p)
+        gap = self.gap_weights @ p
+        return self.z_real.T @ (residual + self.cfg.gamma * gap * self.gap_weights * p * (1.0 - p))
 
     def hypergradient(
         self,
@@ -207,11 +258,15 @@ def synthesize(real: Table, cfg: Stage1Config = Stage1Config()) -> Stage1Result:
 
     Degenerate clients (heterogeneous partitions make them) get a documented fallback, with a
     warning, never a NaN: with one sensitive group, s − s̄ = 0 and the covariance penalty vanishes,
-    so stage 1 runs with ρ = 0 in effect; with one label, the inner model has no minimiser, so the
+    so stage 1 runs with ρ = 0 in effect (likewise the gap penalties, whose gap needs both groups:
+    for ``eo_gap``, both among the y = +1 rows); with one label, the inner model has no minimiser, so the
     initial set (x̂ = the real rows with ``init=real``) is returned unchanged."""
     if len(real) == 0:
         raise FedFairError("stage 1 got an empty training table")
-    if np.all(real.s == real.s[0]):
+    if cfg.penalty in GAPS:
+        if not gap_weights(real, GAPS[cfg.penalty]).any():
+            log.warning("client lacks a group among its %s rows: the gap is 0 (stage 1 runs as gamma=0)", cfg.penalty)
+    elif np.all(real.s == real.s[0]):
         log.warning("client has only s=%d rows: the covariance penalty is 0 (stage 1 runs as rho=0)", real.s[0])
     raise_mmap_threshold()
     rng = np.random.default_rng(cfg.seed)
@@ -226,15 +281,16 @@ def synthesize(real: Table, cfg: Stage1Config = Stage1Config()) -> Stage1Result:
     problem = _Problem(real, real.s[rows], real.y[rows], x0, cfg)
     x_hat = problem.x
     bar = tqdm(range(1, cfg.k_max + 1), desc="stage 1", disable=not cfg.progress, leave=False)
-    history: dict[str, list[float]] = {"step": [], "objective": [], "loss": [], "cov": []}
+    measure = "gap" if problem.gap else "cov"
+    history: dict[str, list[float]] = {"step": [], "objective": [], "loss": [], measure: []}
 
     def record(k: int) -> None:
-        value, real_loss, cov = problem.objective(x_hat, problem.theta)
+        value, real_loss, penalised = problem.objective(x_hat, problem.theta)
         history["step"].append(k)
         history["objective"].append(value)
         history["loss"].append(real_loss)
-        history["cov"].append(float(np.abs(cov).max()))
-        bar.set_postfix(P=f"{value:.4f}", cov=f"{history['cov'][-1]:.4f}", refresh=False)
+        history[measure].append(float(np.abs(penalised).max()))
+        bar.set_postfix(P=f"{value:.4f}", **{measure: f"{history[measure][-1]:.4f}"}, refresh=False)
 
     m = np.zeros_like(x_hat)
     v = np.zeros_like(x_hat)
@@ -256,6 +312,8 @@ def synthesize(real: Table, cfg: Stage1Config = Stage1Config()) -> Stage1Result:
         np.divide(m, step, out=step)
         step *= cfg.lr * correction / (1 - beta1**k)
         x_hat -= step
+        if cfg.clip:
+            np.clip(x_hat, 0.0, 1.0, out=x_hat)
     problem.z[:, : x_hat.shape[1]] = x_hat
     problem.theta = problem.inner(converge=True)[0]
     record(cfg.k_max)

@@ -1,11 +1,12 @@
-"""One comparison table: one-shot (no DP, DP-CTGAN, FADM), FedAvg, FedAvg on FADM-augmented clients,
-FairFed and FairFed with local reweighing on the same dataset, partition and seeds, through the real
-CLI (``fedfair run -m``, Flower's simulation engine).
+"""One comparison table: one-shot (no DP with the paper's SP penalty or the gap penalties of issue 15,
+DP-CTGAN, FADM), FedAvg, FedAvg on FADM-augmented clients, FairFed and FairFed with local reweighing
+on the same dataset, partition and seeds, through the real CLI (``fedfair run -m``, Flower's
+simulation engine).
 
 Writes ``comparison.csv`` (one row per method and parameter: mean and std over seeds),
 ``comparison.md`` (accuracy, |SPD|, |EOD|, DPR, EOR, rounds, bytes up/down, wall time) and
 ``pareto.png`` (accuracy against |SPD| and against |EOD|: one marker per method, one line per ρ or
-β sweep). Communication columns are measured from the messages, not computed from formulas.
+β / γ sweep). Communication columns are measured from the messages, not computed from formulas.
 
     python scripts/compare.py --dataset adult --partition dirichlet --alpha 0.1 --clients 5 --fadm-domains race
     python scripts/compare.py --dataset law_school --partition iid --clients 2 --seeds 0 1 2
@@ -29,6 +30,11 @@ from typing import Any
 DP_FAST = ["stage2=dpctgan", "stage2.epochs=10", "stage2.sigma=1.85"]
 METHODS: list[tuple[str, str, list[str]]] = [  # (label, swept parameter, overrides)
     ("one-shot, no DP", "rho", ["strategy=oneshot", "stage2=none", "stage1.rho=0,10,100,1000"]),
+    # the gap penalties (issue 15; the paper's covariance penalty is the row above)
+    ("one-shot, sp_gap", "gamma", ["strategy=oneshot", "stage2=none", "stage1.penalty=sp_gap",
+                                   "stage1.gamma=10,100"]),
+    ("one-shot, eo_gap", "gamma", ["strategy=oneshot", "stage2=none", "stage1.penalty=eo_gap",
+                                   "stage1.gamma=100,1000"]),
     ("one-shot, DP-CTGAN eps=3", "rho", ["strategy=oneshot", *DP_FAST, "stage1.rho=0,1000"]),
     ("one-shot, FADM", "lambda_z", ["strategy=oneshot", "stage1=fadm", "stage2=none", "stage1.lambda_z=0,1"]),
     ("FedAvg", "", ["strategy=fedavg"]),
@@ -65,7 +71,7 @@ def collect(sweep: Path, label: str, param: str) -> list[dict[str, Any]]:
         res = json.loads(path.read_text())
         cfg = res["config"]
         swept = {"rho": cfg["stage1"].get("rho"), "beta": cfg["strategy"].get("beta"),
-                 "lambda_z": cfg["stage1"].get("lambda_z")}
+                 "lambda_z": cfg["stage1"].get("lambda_z"), "gamma": cfg["stage1"].get("gamma")}
         value = swept.get(param, "")
         row = {"method": label, "param": param, "value": value, "seed": res["seed"]}
         row.update({k: res["metrics"].get(k) for k in COLUMNS})
@@ -116,7 +122,7 @@ def pareto(summary: list[dict[str, Any]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    markers = dict(zip([m[0] for m in METHODS], "osPD*^<v"))
+    markers = dict(zip([m[0] for m in METHODS], "oXhsPD*^<v"))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, key, name in zip(axes, ("abs_spd", "abs_eod"), ("|SPD|", "|EOD|")):
         for method, _, _ in METHODS:

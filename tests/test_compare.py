@@ -64,3 +64,18 @@ def test_methods_selects_a_subset_and_rejects_unknown_labels(out):
     assert [r["method"] for r in csv.DictReader(open(out / "comparison.csv"))] == ["FedAvg"]
     bad = _aggregate(out, "FedProx")
     assert bad.returncode == 2 and "invalid choice: 'FedProx'" in bad.stderr
+
+
+def test_gap_penalty_rows_are_swept_over_gamma(tmp_path):
+    for seed in (0, 1):
+        for job, gamma in enumerate((10.0, 100.0)):
+            _result(tmp_path / "one-shot_sp_gap" / f"seed{seed}" / str(job), seed, 0.83 + seed / 100, 0.2)
+            res_path = tmp_path / "one-shot_sp_gap" / f"seed{seed}" / str(job) / "results.json"
+            res = json.loads(res_path.read_text())
+            res["config"]["stage1"] = {"penalty": "sp_gap", "rho": 1000.0, "gamma": gamma}
+            res_path.write_text(json.dumps(res))
+    assert _aggregate(tmp_path, "one-shot, sp_gap").returncode == 0
+    rows = list(csv.DictReader(open(tmp_path / "comparison.csv")))
+    assert [(r["param"], r["value"]) for r in rows] == [("gamma", "10.0"), ("gamma", "100.0")]
+    assert float(rows[0]["accuracy"]) == pytest.approx(0.835)
+    assert "| one-shot, sp_gap | gamma=100.0 |" in (tmp_path / "comparison.md").read_text()

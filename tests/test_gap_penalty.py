@@ -1,0 +1,151 @@
+"""The gap penalties of stage 1 (``sp_gap``, ``eo_gap``): ∇_θP and the hypergradient against
+central finite differences, the covariance penalties untouched by ``gamma``, the projection onto
+the box, the degenerate-client fallback, config errors, and the fairness gain on real Adult rows."""
+
+import numpy as np
+import pytest
+
+from fedfair import bilevel, metrics, model, pipeline
+from fedfair.data import load_dataset
+from fedfair.errors import FedFairError
+from fedfair.partition import client_data
+from fedfair.table import Table
+
+
+def _real(n=80, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=(n, d))
+    s = (rng.uniform(size=n) < 0.4).astype(int)
+    y = np.where(x @ np.array([1.0, -1.0, 0.5])[:d] + s - 0.5 + rng.normal(scale=0.5, size=n) > 0, 1, -1)
+    return Table(x, s, y, tuple(f"f{i}" for i in range(d)))
+
+
+def _problem(penalty, gamma=50.0):
+    real = _real()
+    cfg = bilevel.Stage1Config(penalty=penalty, gamma=gamma, lam_theta=1e-2, lam_x=1.0, progress=False)
+    rows = np.arange(30)
+    x_hat = real.x[rows] + np.random.default_rng(1).normal(scale=0.1, size=(30, 3))
+    return bilevel._Problem(real, real.s[rows], real.y[rows], x_hat, cfg), x_hat, cfg
+
+
+def _inner(prob, x_hat, lam):
+    """θ(x̂) to machine precision: Newton's solve, then three plain Newton steps (its line search
+    stops at ~1e-8, where ℓ_r stops changing in floating point; finite differences need more)."""
+    z = prob.z_hat(x_hat)
+    theta = model.newton(z, prob.y_hat, lam)[0]
+    for _ in range(3):
+        theta = theta - np.linalg.solve(model.hessian(theta, z, lam), model.gradient(theta, z, prob.y_hat, lam))
+    return theta, model.hessian(theta, z, lam)
+
+
+def _central(f, x, h=1e-5):
+    fd = np.zeros_like(x)
+    for idx in np.ndindex(*x.shape):
+        e = np.zeros_like(x)
+        e[idx] = h
+        fd[idx] = (f(x + e) - f(x - e)) / (2 * h)
+    return fd
+
+
+@pytest.mark.parametrize("penalty", ["sp_gap", "eo_gap"])
+def test_theta_gradient_matches_finite_differences(penalty):
+    prob, x_hat, cfg = _problem(penalty)
+    theta = np.random.default_rng(2).normal(size=x_hat.shape[1] + 2)
+    fd = _central(lambda t: prob.objective(x_hat, t)[0], theta)
+    np.testing.assert_allclose(prob.theta_gradient(theta), fd, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("penalty", ["sp_gap", "eo_gap"])
+def test_hypergradient_matches_finite_differences(penalty):
+    prob, x_hat, cfg = _problem(penalty)
+
+    def value(xh):
+        return prob.objective(xh, _inner(prob, xh, cfg.lam_theta)[0])[0]
+
+    theta, hess = _inner(prob, x_hat, cfg.lam_theta)
+    assert abs(prob.objective(x_hat, theta)[2][0]) > 0.05  # the gap is there to be penalised
+    grad = prob.hypergradient(x_hat, theta, hess)
+    fd = _central(value, x_hat)
+    assert np.linalg.norm(grad - fd) / np.linalg.norm(fd) < 1e-6
+
+
+def test_the_gap_is_the_soft_spd_and_eod_of_the_real_rows():
+    real = _real()
+    theta = np.random.default_rng(3).normal(size=5)
+    p = 1 / (1 + np.exp(-model.design(real) @ theta))
+    pos = real.y == 1
+    want = {"sp": p[real.s == 1].mean() - p[real.s == 0].mean(),
+            "eo": p[pos & (real.s == 1)].mean() - p[pos & (real.s == 0)].mean()}
+    for kind in ("sp", "eo"):
+        assert bilevel.gap_weights(real, kind) @ p == pytest.approx(want[kind], rel=1e-12)
+
+
+def test_gamma_leaves_the_covariance_penalties_alone():
+    real = _real(n=100)
+    runs = [bilevel.synthesize(real, bilevel.Stage1Config(penalty="sp", gamma=g, k_max=20, progress=False))
+            for g in (0.0, 1e6)]
+    np.testing.assert_array_equal(runs[0].table.x, runs[1].table.x)
+    assert "cov" in runs[0].history and "gap" not in runs[0].history
+
+
+def test_gap_penalty_shrinks_the_gap_and_clip_keeps_the_box():
+    real = _real(n=200, seed=3)
+    base = bilevel.synthesize(real, bilevel.Stage1Config(penalty="sp_gap", gamma=0.0, k_max=150, progress=False))
+    fair = bilevel.synthesize(real, bilevel.Stage1Config(penalty="sp_gap", gamma=100.0, k_max=150, progress=False))
+    assert fair.history["gap"][-1] < 0.3 * base.history["gap"][-1]
+    boxed = bilevel.synthesize(real, bilevel.Stage1Config(penalty="sp_gap", clip=True, k_max=150, progress=False))
+    assert boxed.table.x.min() >= 0.0 and boxed.table.x.max() <= 1.0
+    assert fair.table.x.min() < 0.0 or fair.table.x.max() > 1.0  # without clip, x̂ leaves the box
+
+
+def test_a_client_without_a_group_gets_gamma_zero(caplog):
+    real = _real()
+    no_positive_s0 = Table(real.x, real.s, np.where(real.s == 0, -1, real.y), real.feature_names)
+    cfg = dict(penalty="eo_gap", k_max=20, progress=False)
+    fair = bilevel.synthesize(no_positive_s0, bilevel.Stage1Config(gamma=100.0, **cfg))
+    plain = bilevel.synthesize(no_positive_s0, bilevel.Stage1Config(gamma=0.0, **cfg))
+    np.testing.assert_array_equal(fair.table.x, plain.table.x)
+    assert "eo_gap" in caplog.text and "gamma=0" in caplog.text
+
+
+def test_bad_gap_settings_are_one_line_errors():
+    with pytest.raises(FedFairError, match=r"^stage1.gamma must be >= 0, got -1.0$"):
+        bilevel.Stage1Config(penalty="sp_gap", gamma=-1.0)
+    with pytest.raises(FedFairError, match="sp_gap or eo_gap"):
+        bilevel.Stage1Config(penalty="gap")
+    section = {"name": "bilevel", "penalty": "sp_gap"}
+    cfg = {"dataset": {"name": "synthetic"}, "partition": {"method": "iid"}, "strategy": {"name": "oneshot"},
+           "stage2": {"name": "none"}, "num_clients": 2, "seed": 0}
+    with pytest.raises(FedFairError, match=r"stage1.gamma must be a number, got 'high'"):
+        pipeline.Experiment({**cfg, "stage1": {**section, "gamma": "high"}})
+    with pytest.raises(FedFairError, match=r"stage1.clip must be true or false"):
+        pipeline.Experiment({**cfg, "stage1": {**section, "clip": 1}})
+
+
+@pytest.fixture(scope="module")
+def adult():
+    """2,500 training rows of an IID Adult client, and its 2,000 test rows."""
+    train, test = client_data(load_dataset("adult"), "iid", 2, 0, seed=0)
+    rows = np.random.default_rng(0).choice(len(train), 2500, replace=False)
+    return train.subset(np.sort(rows)), test.subset(np.arange(2000))
+
+
+def _score(train, test, **kw):
+    res = bilevel.synthesize(train, bilevel.Stage1Config(k_max=300, progress=False, **kw))
+    theta = model.fit(res.table)
+    return metrics.evaluate(test.y, model.predict(theta, test), test.s, model.decision(theta, test))
+
+
+@pytest.mark.slow
+def test_gap_penalties_cut_the_gaps_on_real_adult_rows(adult):
+    train, test = adult
+    majority = max(np.mean(test.y == 1), np.mean(test.y == -1))
+    base = _score(train, test, rho=0.0)
+    sp = _score(train, test, penalty="sp_gap")
+    eo = _score(train, test, penalty="eo_gap")
+    assert base["abs_spd"] > 0.12 and base["abs_eod"] > 0.05  # Adult is biased against s = 0
+    assert sp["abs_spd"] < 0.4 * base["abs_spd"]
+    assert eo["abs_eod"] < 0.5 * base["abs_eod"]
+    for res in (sp, eo):
+        assert res["accuracy"] > majority + 0.03 and res["accuracy"] > base["accuracy"] - 0.03
+        assert 0.05 < res["selection_rate"] < 0.95 and res["sel_rate_s0"] > 0  # not a constant model
