@@ -7,6 +7,10 @@ them and calls :func:`compute`, so pooled metrics are exact and never averages o
 ``None`` means *undefined*: a group is absent, a group has no positives (TPR, EOD, EOR), there are no
 rows, no decision values were given (covariances), or a 0/0 outside the ratios. Never NaN.
 
+``eqodds_ratio`` and ``eqodds_diff`` are fairlearn's ``equalized_odds_ratio`` / ``_difference``: the
+smaller of the TPR and FPR ratios, the larger of the absolute TPR and FPR gaps (``eor`` is the TPR ratio
+alone); ``None`` when a group has no positives or no negatives.
+
 Ratios (``dpr``, ``eor``) are min/max of the two groups' rates (FADM eq. 12/13). When both rates are 0
 the groups are treated as perfectly equal and the ratio is 1.0. fairlearn returns NaN there, and where
 a group is absent or has no positives it returns 0.0 or 1.0 (and a 0.0 difference); we return ``None``.
@@ -160,13 +164,15 @@ def _diff(a: float | None, b: float | None) -> float | None:
 
 def compute(c: Counts) -> dict[str, float | None]:
     """Metrics from summed counts: SPD/EOD (eq. 5), covariances (eq. 3/4) of paper 000; ratios of FADM
-    eq. 12/13; accuracy, recall, precision, F1 of the +1 class. ``None`` = undefined (module docstring)."""
+    eq. 12/13; fairlearn's equalized-odds ratio and difference; accuracy, recall, precision, F1 of the +1 class. ``None`` = undefined (module docstring)."""
     n = c.n
     total = c.total
     tp, fn, fp = int(n[:, 1, 1].sum()), int(n[:, 1, 0].sum()), int(n[:, 0, 1].sum())
     sel = [_div(n[g, :, 1].sum(), n[g].sum()) for g in (0, 1)]
     tpr = [_div(n[g, 1, 1], n[g, 1].sum()) for g in (0, 1)]
-    spd, eod = _diff(sel[1], sel[0]), _diff(tpr[1], tpr[0])
+    fpr = [_div(n[g, 0, 1], n[g, 0].sum()) for g in (0, 1)]
+    spd, eod, fpd = _diff(sel[1], sel[0]), _diff(tpr[1], tpr[0]), _diff(fpr[1], fpr[0])
+    odds = None if eod is None or fpd is None else (_ratio(*tpr), _ratio(*fpr), abs(eod), abs(fpd))
     cov_sp = cov_eo = None
     if total and c.has_scores:
         s_bar = float(n[1].sum()) / total
@@ -183,6 +189,8 @@ def compute(c: Counts) -> dict[str, float | None]:
         "cov_eo": cov_eo,
         "dpr": _ratio(*sel),
         "eor": _ratio(*tpr),
+        "eqodds_ratio": None if odds is None else min(odds[0], odds[1]),
+        "eqodds_diff": None if odds is None else max(odds[2], odds[3]),
         "recall": _div(tp, tp + fn),
         "precision": _div(tp, tp + fp),
         "f1": _div(2 * tp, 2 * tp + fp + fn),
@@ -191,6 +199,8 @@ def compute(c: Counts) -> dict[str, float | None]:
         "sel_rate_s1": sel[1],
         "tpr_s0": tpr[0],
         "tpr_s1": tpr[1],
+        "fpr_s0": fpr[0],
+        "fpr_s1": fpr[1],
     }
 
 

@@ -77,6 +77,45 @@ def test_compas(compas):
     check_encoded(compas)
 
 
+def test_adult_with_race_as_the_sensitive_attribute(adult):
+    ds = load_dataset("adult", sensitive="race")
+    t = ds.table
+    assert len(t) == len(adult.table) == 45_222  # the same rows
+    assert np.array_equal(ds.column("race") == "Black", t.s == 0)  # FairDisCo's coding: Black vs the rest
+    assert (t.s == 0).sum() == 4_228 and (t.s == 0).mean() == pytest.approx(0.0935, abs=1e-4)
+    assert (t.y[t.s == 1] == 1).mean() == pytest.approx(0.260, abs=1e-3)
+    assert (t.y[t.s == 0] == 1).mean() == pytest.approx(0.126, abs=1e-3)
+    assert not any(n.startswith("race=") for n in t.feature_names)
+    assert np.array_equal(t.x[:, t.feature_names.index("sex")], adult.table.s)  # sex is now a feature
+    assert np.array_equal(t.y, adult.table.y)
+    check_encoded(ds)
+    assert load_dataset("adult", sensitive="sex").table.s.sum() == 30_527  # the default, unchanged
+
+
+def test_compas_with_sex_as_the_sensitive_attribute(compas):
+    ds = load_dataset("compas", sensitive="sex")
+    t = ds.table
+    assert len(t) == len(compas.table) == 6_172
+    assert np.array_equal(ds.column("sex") == "Female", t.s == 1)  # Female = 1
+    assert (t.s == 1).sum() == 1_175 and (t.s == 1).mean() == pytest.approx(0.190, abs=1e-3)
+    assert (t.y[t.s == 1] == 1).mean() == pytest.approx(0.649, abs=1e-3)  # women reoffend less often
+    assert (t.y[t.s == 0] == 1).mean() == pytest.approx(0.521, abs=1e-3)
+    race = [n for n in t.feature_names if n.startswith("race=")]
+    assert len(race) == 6 and np.all(t.x[:, [t.feature_names.index(n) for n in race]].sum(axis=1) == 1)
+    assert "sex" not in t.feature_names
+    check_encoded(ds)
+
+
+def test_unknown_sensitive_variant_is_a_one_line_error():
+    with pytest.raises(FedFairError) as exc:
+        load_dataset("adult", sensitive="age")
+    assert str(exc.value) == "dataset 'adult' has no sensitive attribute 'age'; choose one of: sex, race"
+    with pytest.raises(FedFairError, match="dataset 'compas' has no sensitive attribute 'income'; choose one of: race, sex"):
+        load_dataset("compas", sensitive="income")
+    with pytest.raises(FedFairError, match="has no option sensitive"):
+        load_dataset("law_school", sensitive="race")
+
+
 def test_synthetic_is_biased_and_deterministic():
     a, b, c = synthetic(seed=0), load_dataset("synthetic", seed=0), synthetic(seed=1)
     t = a.table

@@ -8,6 +8,9 @@ from fairlearn.metrics import (
     MetricFrame,
     demographic_parity_difference,
     demographic_parity_ratio,
+    equalized_odds_difference,
+    equalized_odds_ratio,
+    false_positive_rate,
     selection_rate,
     true_positive_rate,
 )
@@ -55,6 +58,20 @@ def test_hand_case():
     # y=+1 rows only, s̄ still over all 10: Σ_{s=1} d = 2.5, Σ_{s=0} d = -0.5 -> (1.25 + 0.25) / 10 = 0.15
     # (s̄ over positives only would give 0.13; dividing by the 5 positives would give 0.3)
     assert m["cov_eo"] == pytest.approx(0.15)
+    # FPR: s=1 negatives 3,4 -> 1/2; s=0 negatives 7,8,9 -> 0/3. Equalized odds: min(TPR ratio 0.75,
+    # FPR ratio 0/0.5 = 0) = 0 and max(|TPR gap| 1/6, |FPR gap| 1/2) = 1/2
+    assert m["fpr_s1"] == pytest.approx(0.5) and m["fpr_s0"] == 0.0
+    assert m["eqodds_ratio"] == 0.0 and m["eqodds_diff"] == pytest.approx(0.5)
+
+
+def test_equalized_odds_by_hand_when_fpr_ratio_is_not_the_minimum():
+    # s=1: TPR 2/4, FPR 1/4; s=0: TPR 1/4, FPR 1/5 -> ratios 0.5 and 0.8, gaps 0.25 and 0.05
+    s = [1] * 8 + [0] * 9
+    y = [1, 1, 1, 1, -1, -1, -1, -1] + [1, 1, 1, 1, -1, -1, -1, -1, -1]
+    p = [1, 1, -1, -1, 1, -1, -1, -1] + [1, -1, -1, -1, 1, -1, -1, -1, -1]
+    m = evaluate(y, p, s)
+    assert m["eqodds_ratio"] == pytest.approx(0.5) and m["eqodds_diff"] == pytest.approx(0.25)
+    assert m["eor"] == pytest.approx(0.5)
 
 
 def test_hand_case_signs_flip_with_groups():
@@ -88,7 +105,7 @@ def fairlearn_frame() -> MetricFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fairlearn warns on 0/0 selection ratios
         return MetricFrame(
-            metrics={"sel": selection_rate, "tpr": true_positive_rate},
+            metrics={"sel": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate},
             y_true=(y == 1).astype(int),  # fairlearn wants 0/1 labels, 1 = positive
             y_pred=(p == 1).astype(int),
             sensitive_features=pd.Series(s, name="s"),
@@ -110,9 +127,13 @@ def test_matches_fairlearn_and_sklearn(k, fairlearn_frame):
             assert demographic_parity_ratio(y01, p01, sensitive_features=s) == pytest.approx(
                 ratio["sel"], nan_ok=True
             )
+            eo_ratio = equalized_odds_ratio(y01, p01, sensitive_features=s)
+            assert m["eqodds_ratio"] == pytest.approx(1.0 if math.isnan(eo_ratio) else eo_ratio, abs=1e-12)
+            assert m["eqodds_diff"] == pytest.approx(equalized_odds_difference(y01, p01, sensitive_features=s))
     for g in (0, 1):
         assert m[f"sel_rate_s{g}"] == pytest.approx(by.loc[g, "sel"], abs=1e-12)
         assert m[f"tpr_s{g}"] == pytest.approx(by.loc[g, "tpr"], abs=1e-12)
+        assert m[f"fpr_s{g}"] == pytest.approx(by.loc[g, "fpr"], abs=1e-12)
     assert m["spd"] == pytest.approx(by.loc[1, "sel"] - by.loc[0, "sel"], abs=1e-12)
     assert m["eod"] == pytest.approx(by.loc[1, "tpr"] - by.loc[0, "tpr"], abs=1e-12)
     assert m["abs_spd"] == pytest.approx(diff["sel"], abs=1e-12)  # fairlearn's difference is max - min
@@ -120,6 +141,9 @@ def test_matches_fairlearn_and_sklearn(k, fairlearn_frame):
     for ours, theirs in (("dpr", "sel"), ("eor", "tpr")):
         want = 1.0 if math.isnan(ratio[theirs]) else ratio[theirs]
         assert m[ours] == pytest.approx(want, abs=1e-12), ours
+    tpr_r, fpr_r = (1.0 if math.isnan(ratio[k]) else ratio[k] for k in ("tpr", "fpr"))
+    assert m["eqodds_ratio"] == pytest.approx(min(tpr_r, fpr_r), abs=1e-12)  # fairlearn's worst case
+    assert m["eqodds_diff"] == pytest.approx(max(diff["tpr"], diff["fpr"]), abs=1e-12)
     assert m["accuracy"] == pytest.approx(np.mean(y == p), abs=1e-12)
     assert m["selection_rate"] == pytest.approx(np.mean(p01), abs=1e-12)
     assert m["recall"] == pytest.approx(recall_score(y, p, pos_label=1), abs=1e-12)
@@ -205,7 +229,8 @@ def test_from_dict_rejects_incomplete_record():
 def test_missing_group_gives_none_not_nan():
     m = evaluate([1, -1, 1], [1, 1, -1], [0, 0, 0], [0.5, 0.2, -0.1])
     assert m["accuracy"] == pytest.approx(1 / 3)
-    for key in ("spd", "eod", "abs_spd", "abs_eod", "dpr", "eor", "sel_rate_s1", "tpr_s1"):
+    for key in ("spd", "eod", "abs_spd", "abs_eod", "dpr", "eor", "sel_rate_s1", "tpr_s1", "eqodds_ratio",
+                "eqodds_diff"):
         assert m[key] is None, key
     assert m["cov_sp"] == pytest.approx(0.0)  # s is constant: zero covariance, still defined
 
@@ -214,6 +239,7 @@ def test_no_positives_in_a_group_leaves_spd_defined():
     m = evaluate([1, -1, -1, -1], [1, -1, 1, -1], [0, 0, 1, 1])
     assert m["spd"] == pytest.approx(0.0)
     assert m["eod"] is None and m["eor"] is None and m["tpr_s1"] is None
+    assert m["eqodds_ratio"] is None and m["eqodds_diff"] is None
 
 
 def test_undefined_values_and_ratio_zero_over_zero():

@@ -110,18 +110,40 @@ ADULT = Schema(
 )  # fmt: skip
 
 
-def _adult(root: Path | None) -> Dataset:
+ADULT_RACE = Schema(
+    "adult",
+    sensitive=Binary("race", one=None, zero=("Black",), role="sensitive"),
+    label=ADULT.label,
+    features=tuple(
+        Binary("sex", one=("Male",), zero=("Female",)) if f.column == "race" else f for f in ADULT.features
+    ),
+)  # race as FairDisCo codes it: Black = 0, every other race = 1; sex becomes a feature in race's place
+
+
+def _variant(name: str, variants: dict[str, Schema], sensitive: str) -> Schema:
+    if sensitive not in variants:
+        raise FedFairError(
+            f"dataset '{name}' has no sensitive attribute '{sensitive}'; choose one of: {', '.join(variants)}"
+        )
+    return variants[sensitive]
+
+
+def _adult(root: Path | None, sensitive: str = "sex") -> Dataset:
     """adult.data and adult.test concatenated (48,842 rows). Rows with a missing value (``?``) in a
     used column are DROPPED (45,222 rows remain). ``fnlwgt`` (a sampling weight, not a trait of the
-    person) and ``education`` (the same information as ``education-num``) are not used."""
+    person) and ``education`` (the same information as ``education-num``) are not used.
+
+    ``sensitive``: ``sex`` (default; Male = 1, race is a one-hot feature) or ``race`` (FairDisCo's
+    coding, Black = 0 and every other race = 1, with sex a binary feature instead): the same rows."""
+    schema = _variant("adult", {"sex": ADULT, "race": ADULT_RACE}, sensitive)
     train, test = locate("adult", root)
     read = dict(header=None, names=ADULT_COLUMNS, skipinitialspace=True, na_values="?")
     frame = pd.concat(
         [pd.read_csv(train, **read), pd.read_csv(test, skiprows=1, **read)], ignore_index=True
     )
     frame["income"] = frame["income"].str.rstrip(".")  # adult.test writes labels as ">50K."
-    kept = frame.dropna(subset=list(ADULT.raw_columns))
-    return _dataset(ADULT, kept, len(frame))
+    kept = frame.dropna(subset=list(schema.raw_columns))
+    return _dataset(schema, kept, len(frame))
 
 
 # ---- compas -----------------------------------------------------------------------------------
@@ -142,16 +164,31 @@ COMPAS = Schema(
 )
 
 
-def _compas(root: Path | None) -> Dataset:
+COMPAS_SEX = Schema(
+    "compas",
+    sensitive=Binary("sex", one=("Female",), zero=("Male",), role="sensitive"),
+    label=COMPAS.label,
+    features=tuple(
+        Categorical("race", ("African-American", "Caucasian", "Hispanic", "Other", "Asian", "Native American"))
+        if f.column == "sex" else f for f in COMPAS.features
+    ),
+)  # Female = 1: the group with the higher rate of the favourable label (as in AIF360); race a feature
+
+
+def _compas(root: Path | None, sensitive: str = "race") -> Dataset:
     """ProPublica's two-year file with ProPublica's filter: screening within 30 days of the arrest,
     a known recidivism outcome (``is_recid != -1``), no ordinary-traffic charge
     (``c_charge_degree != 'O'``) and a COMPAS score (``score_text != 'N/A'``): 6,172 of 7,214 rows.
     s = 0 for African-American defendants and 1 for every other race; y = +1 for no recidivism
-    within two years (the favourable outcome). COMPAS' own scores are not features."""
+    within two years (the favourable outcome). COMPAS' own scores are not features.
+
+    ``sensitive``: ``race`` (default, as above) or ``sex`` (Female = 1, Male = 0, with race a one-hot
+    feature over its six values instead): the same rows."""
+    schema = _variant("compas", {"race": COMPAS, "sex": COMPAS_SEX}, sensitive)
     (path,) = locate("compas", root)
     filters = ["days_b_screening_arrest", "is_recid", "score_text"]
     frame = pd.read_csv(
-        path, usecols=[*dict.fromkeys(COMPAS.raw_columns), *filters], keep_default_na=False, na_values=[""]
+        path, usecols=[*dict.fromkeys(schema.raw_columns), *filters], keep_default_na=False, na_values=[""]
     )
     kept = frame[
         frame["days_b_screening_arrest"].between(-30, 30)
@@ -159,7 +196,7 @@ def _compas(root: Path | None) -> Dataset:
         & (frame["c_charge_degree"] != "O")
         & (frame["score_text"] != "N/A")
     ]
-    return _dataset(COMPAS, kept, len(frame))
+    return _dataset(schema, kept, len(frame))
 
 
 # ---- synthetic --------------------------------------------------------------------------------
@@ -212,8 +249,8 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "adult": DatasetSpec(_adult, SOURCES["adult"]),
-    "compas": DatasetSpec(_compas, SOURCES["compas"]),
+    "adult": DatasetSpec(_adult, SOURCES["adult"], ("sensitive",)),
+    "compas": DatasetSpec(_compas, SOURCES["compas"], ("sensitive",)),
     "law_school": DatasetSpec(_law_school, SOURCES["law_school"]),
     "synthetic": DatasetSpec(
         _synthetic, SOURCES["synthetic"], tuple(inspect.signature(synthetic).parameters)

@@ -1,0 +1,26 @@
+"""Fair latent distillation (Sikder, Ramachandranpillai, de Leng & Heintz 2024): a FairDisCo teacher (a
+VAE whose latent z is made independent of s by the dependence penalty β V², Liu et al. 2022), a smaller
+student encoder distilled from it (eq. 4–6), and fair rows decoded from the student's latent (§4.3).
+
+- :mod:`~fedfair.fairdistill.penalty`: V²(z, s) (eq. 2) as a kernel (HSIC) form;
+- :mod:`~fedfair.fairdistill.networks`: the encoders and the decoder;
+- :mod:`~fedfair.fairdistill.losses`: reconstruction per feature block, KL, the distillation losses;
+- :mod:`~fedfair.fairdistill.training`: the teacher (eq. 3) and the student (Algorithm 1);
+- :mod:`~fedfair.fairdistill.generator`: the configuration, :func:`fit`, :func:`sample`,
+  :meth:`FairDistill.generate`, :meth:`FairDistill.save` / :meth:`FairDistill.load`.
+
+The feature blocks come from :class:`fedfair.fadm.Layout` (rows ↔ schema features).
+"""
+
+from fedfair.fadm.layout import Layout
+from fedfair.fairdistill.generator import (
+    FairDistill,
+    FairDistillConfig,
+    distil,
+    fit,
+    fit_teacher,
+    sample,
+    training_key,
+)
+
+__all__ = ["FairDistill", "FairDistillConfig", "Layout", "distil", "fit", "fit_teacher", "sample", "training_key"]
