@@ -5,8 +5,9 @@ the simulation engine or by ``flower-supernode --node-config``. The experiment c
 every message as JSON (``config["fedfair"]``), so the server's resolved config governs all nodes.
 
 - train (one-shot): stage 1 + stage 2 on the local training split; the reply carries the final
-  synthetic table (float32 rows + column names), its size, the privacy accounted and timings.
-  Nothing else derived from a raw row leaves the node.
+  synthetic table (float32 rows + column names), the privacy accounted, the privacy audit (numbers
+  computed here against the training and test splits, ``fedfair.audit``; ``audit=false`` sends none)
+  and timings. Not the exact training row count; nothing else derived from a raw row leaves the node.
 - train (FedAvg, FairFed): local SGD from the received θ (θ⁰ = 0 when none is sent) on the local
   training split; the reply carries θ_k, the example count and the final local loss.
 - train (fedavg_fadm): the same on the training split plus FADM rows, generated at the first round
@@ -127,18 +128,21 @@ def train(msg: Message, context: Context) -> Message:
     exp, pid = _experiment(msg, context)
     if exp.strategy != "oneshot":
         return _local_update(exp, pid, msg, context)
-    local_train, _ = _tables(exp, pid)
-    upload = pipeline.make_upload(exp, _dataset(exp), local_train, pid)
+    local_train, local_test = _tables(exp, pid)
+    upload = pipeline.make_upload(exp, _dataset(exp), local_train, pid, holdout=local_test)
     content = RecordDict(
         {
             "upload": ArrayRecord({"rows": Array(upload.table.to_array())}),
             "meta": ConfigRecord(
-                {"columns": list(upload.table.columns), "privacy": json.dumps(upload.privacy)}
+                {
+                    "columns": list(upload.table.columns),
+                    "privacy": json.dumps(upload.privacy),
+                    "audit": json.dumps(upload.audit),
+                }
             ),
             "metrics": MetricRecord(
                 {
                     "partition_id": pid,
-                    "n_train": upload.n_train,
                     "stage1_s": upload.stage1_s,
                     "stage2_s": upload.stage2_s,
                 }

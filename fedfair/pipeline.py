@@ -21,6 +21,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from fedfair import bilevel, fadm, fairfed, local, metrics, model
+from fedfair.audit import audit
 from fedfair.data import Dataset, load_dataset
 from fedfair.errors import FedFairError
 from fedfair.partition import client_data
@@ -171,13 +172,15 @@ class Experiment:
 
 @dataclass
 class Upload:
-    """What a client sends in the one-shot method: the final synthetic table and its provenance."""
+    """What a client sends in the one-shot method: the final synthetic table and its provenance
+    (never the exact training row count). ``audit``: :func:`fedfair.audit.audit` of the table
+    against the client's training and held-out rows (numbers only), or ``None`` when switched off."""
 
     table: Table
-    n_train: int
     stage1_s: float
     stage2_s: float
     privacy: dict[str, Any]
+    audit: dict[str, Any] | None = None
     cached: bool = False
 
 
@@ -268,28 +271,57 @@ def augmentation(exp: Experiment, dataset: Dataset, train: Table, partition_id: 
     return rows, float(info["seconds"])
 
 
-def make_upload(exp: Experiment, dataset: Dataset, train: Table, partition_id: int) -> Upload:
-    """Algorithm 1, lines 2–19: stage 1 (fair synthetic set) then stage 2 (DP synthesizer).
+def guarantee(exp: Experiment, s2: Stage2Config) -> str:
+    """With respect to what the upload's (ε, δ) holds: the real rows when DP comes first (or there
+    is no stage 1), the stage-1 table in the paper's order (one real row can move every stage-1 row),
+    nothing without DP."""
+    if s2.name == "none":
+        return "none: no differential privacy"
+    if s2.order == "before" or exp.cfg["stage1"]["name"] == "none":
+        return "the client's real training rows (add/remove one row)"
+    return "the stage-1 table only (add/remove one row), not the real rows"
+
+
+def make_upload(
+    exp: Experiment, dataset: Dataset, train: Table, partition_id: int, holdout: Table | None = None
+) -> Upload:
+    """Algorithm 1, lines 2–19: stage 1 (fair synthetic set) and stage 2 (DP synthesizer), in the
+    paper's order (``stage2.order=after``) or DP first (``before``: stage 1 runs on the DP rows, as
+    post-processing). With ``holdout`` (the client's test rows) and ``audit`` on, the upload is audited.
 
     With ``cache_dir`` set, each stage's output is computed once per configuration (stage 2's full
-    N-row sample, so that every N_s2 comes from one fit) and reused by later runs."""
+    sample, so that every N_s2 comes from one fit; DP first, the release on the real rows is made once
+    for every stage-1 setting: rerunning it would spend the budget again) and reused by later runs."""
     cfg = exp.cfg
+    cache = cfg.get("cache_dir")
     s2 = exp.stage2_config(partition_id)
     key1 = _stage1_key(exp, partition_id)
+    key2 = {k: v for k, v in cfg["stage2"].items() if k != "ns2_frac"}
 
-    def stage1() -> tuple[Table, dict[str, Any]]:
-        return generate(exp, dataset, train, partition_id)
+    def private(table: Table) -> Callable[[], tuple[Table, dict[str, Any]]]:
+        def run() -> tuple[Table, dict[str, Any]]:
+            out, report = privatize(table, dataset.schema.bounds(), s2, progress=bool(cfg.get("progress")))
+            return out, report.to_dict()
 
-    def stage2() -> tuple[Table, dict[str, Any]]:
-        private, report = privatize(fair, dataset.schema.bounds(), s2, progress=bool(cfg.get("progress")))
-        return private, report.to_dict()
+        return run
 
     with threadpool_limits(1):
-        fair, info1, hit1 = _cached(cfg.get("cache_dir"), {"stage1": key1}, stage1)
-        stage2_key = {"stage1": key1, "stage2": {k: v for k, v in cfg["stage2"].items() if k != "ns2_frac"}}
-        private, privacy, hit2 = _cached(cfg.get("cache_dir"), stage2_key, stage2)
-    upload = private.subset(np.arange(upload_size(len(private), s2)))
-    return Upload(upload, len(train), info1["seconds"], privacy["seconds"], privacy, hit1 and hit2)
+        if s2.order == "before":
+            real_key = {**{k: v for k, v in key1.items() if k != "stage1"}, "stage2": key2}
+            dp_rows, privacy, hit2 = _cached(cache, {"real": real_key}, private(train))
+            final, info1, hit1 = _cached(
+                cache, {"stage1": key1, "on_dp": real_key}, lambda: generate(exp, dataset, dp_rows, partition_id)
+            )
+        else:
+            fair, info1, hit1 = _cached(cache, {"stage1": key1}, lambda: generate(exp, dataset, train, partition_id))
+            final, privacy, hit2 = _cached(cache, {"stage1": key1, "stage2": key2}, private(fair))
+    privacy["guarantee"] = guarantee(exp, s2)
+    upload = final.subset(np.arange(upload_size(len(final), s2)))
+    report = None
+    if holdout is not None and cfg.get("audit", True) and len(upload):
+        with threadpool_limits(1):
+            report = audit(upload, train, holdout)
+    return Upload(upload, info1["seconds"], privacy["seconds"], privacy, report, hit1 and hit2)
 
 
 def server_fit(tables: list[Table], lam_theta: float) -> tuple[np.ndarray, bool]:
@@ -317,3 +349,33 @@ def local_update(
     seed = np.random.SeedSequence([int(exp.cfg["seed"]), partition_id, server_round]).generate_state(1)[0]
     with threadpool_limits(1):
         return local.train(theta, train, exp.local_config(), int(seed))
+
+
+def run_oneshot(exp: Experiment, dataset: Dataset) -> dict[str, Any]:
+    """The one-shot method in this process, without Flower: the functions the client and server apps
+    call (:func:`make_upload`, :func:`server_fit`, :func:`evaluate`), client after client. For sweeps
+    that would otherwise pay the engine's start-up per run; ``fedfair run`` is the product path.
+    Returns the pooled metrics, each client's upload size, privacy, audit and timings, and whether
+    the server model is a constant fallback."""
+    if exp.strategy != "oneshot":
+        raise FedFairError(f"run_oneshot runs strategy=oneshot, got {exp.strategy}")
+    uploads, tests = [], []
+    for pid in range(exp.num_clients):
+        train, test = exp.client_tables(dataset, pid)
+        uploads.append(make_upload(exp, dataset, train, pid, holdout=test))
+        tests.append(test)
+    t0 = time.perf_counter()
+    theta, degenerate = server_fit([u.table for u in uploads], float(exp.cfg["strategy"]["lam_theta"]))
+    fit_s = time.perf_counter() - t0
+    counts = [evaluate(theta, test) for test in tests]
+    return {
+        "metrics": metrics.pooled(counts),
+        "counts": sum(counts, metrics.Counts.zero()),
+        "degenerate_upload": degenerate,
+        "server_fit_s": fit_s,
+        "per_client": [
+            {"partition_id": pid, "n_upload": len(u.table), "stage1_s": u.stage1_s, "stage2_s": u.stage2_s,
+             "privacy": u.privacy, "audit": u.audit}
+            for pid, u in enumerate(uploads)
+        ],
+    }

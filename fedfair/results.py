@@ -13,6 +13,37 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 SUMMARY_KEYS = ("accuracy", "abs_spd", "abs_eod", "cov_sp", "cov_eo", "dpr", "eor", "recall", "f1")
+# A model whose pooled selection rate is at least this (or at most 1 − this) predicts (nearly) one
+# class: its SPD and EOD are ~0 whatever the data, so they say nothing about fairness.
+CONSTANT_RATE = 0.985
+
+
+def sanity(metrics: dict[str, Any], majority_rate: float | None, single_label: list[int]) -> dict[str, Any]:
+    """The checks to read before a fairness number: the server model's selection rate (overall and
+    per group) beside the majority-class rate, whether the model is (nearly) constant, which clients
+    uploaded a single-label table, and one warning line for each problem."""
+    sel = metrics.get("selection_rate")
+    constant = sel is None or not (1 - CONSTANT_RATE) < sel < CONSTANT_RATE
+    warnings = []
+    if constant:
+        shown = "undefined" if sel is None else f"{sel:.4f}"
+        warnings.append(
+            f"the model predicts (nearly) one class (selection rate {shown}): its fairness numbers are meaningless"
+        )
+    if single_label:
+        warnings.append(
+            f"client(s) {', '.join(map(str, single_label))} uploaded rows of a single label: "
+            "their tables carry no decision boundary"
+        )
+    return {
+        "selection_rate": sel,
+        "sel_rate_s0": metrics.get("sel_rate_s0"),
+        "sel_rate_s1": metrics.get("sel_rate_s1"),
+        "majority_rate": majority_rate,
+        "constant_model": constant,
+        "single_label_uploads": single_label,
+        "warnings": warnings,
+    }
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
@@ -57,21 +88,36 @@ def summary_table(results: dict[str, Any]) -> str:
         f"seed {results['seed']}",
         "  pooled test metrics: " + "  ".join(f"{k}={_fmt(m.get(k))}" for k in SUMMARY_KEYS),
     ]
+    check = results.get("sanity")
+    if check:
+        lines.append(
+            f"  selection rate {_fmt(check['selection_rate'])} (s=0 {_fmt(check['sel_rate_s0'])}, "
+            f"s=1 {_fmt(check['sel_rate_s1'])}); majority-class rate {_fmt(check['majority_rate'])}"
+        )
+        lines.extend(f"  WARNING: {w}" for w in check["warnings"])
     for c in results["per_client"]:
         timing = "  ".join(f"{k}={c[k]:.1f}" for k in ("stage1_s", "stage2_s") if k in c)
         cm = c["metrics"]
+        size = "  ".join(f"{k}={c[k]}" for k in ("n_train", "n_upload") if k in c)
         lines.append(
-            f"  client {c['partition_id']}: n_train={c.get('n_train', 'n/a')} "
-            f"n_upload={c.get('n_upload', 'n/a')} n_test={cm['n']} acc={_fmt(cm['accuracy'])} "
+            f"  client {c['partition_id']}: {size} n_test={cm['n']} acc={_fmt(cm['accuracy'])} "
             f"abs_spd={_fmt(cm['abs_spd'])} {timing}".rstrip()
         )
+        if c.get("audit"):
+            a = c["audit"]
+            lines.append(
+                f"    audit: exact copies {a['exact_matches']}/{a['n_upload']}, distance to closest "
+                f"training row median {a['dcr_upload_median']:.3f} (held-out rows {a['dcr_holdout_median']:.3f}), "
+                f"5th pct {a['dcr_upload_p5']:.3f} ({a['dcr_holdout_p5']:.3f}), membership AUC {a['mia_auc']:.3f}"
+            )
     comm = results["communication"]
     lines.append(
         f"  communication: rounds={comm['rounds']} messages={comm['messages']} "
         f"bytes_up={comm['bytes_up']:,} bytes_down={comm['bytes_down']:,}"
     )
     p = results["privacy"]
-    lines.append(f"  privacy: {p['mechanism']} epsilon={_fmt(p['epsilon'])} delta={_fmt(p['delta'])}")
+    lines.append(f"  privacy: {p['mechanism']} epsilon={_fmt(p['epsilon'])} delta={_fmt(p['delta'])}"
+                 + (f", with respect to {p['guarantee']}" if p.get("guarantee") else ""))
     t = results["timings"]
     lines.append(f"  time: total {t['total_s']:.1f} s, server fit {t['server_fit_s']:.2f} s")
     return "\n".join(lines)
@@ -87,6 +133,10 @@ def flat_row(results: dict[str, Any], overrides: list[str] | None = None) -> dic
         "overrides": " ".join(overrides or []),
     }
     row.update({k: results["metrics"].get(k) for k in SUMMARY_KEYS})
+    check = results.get("sanity", {})
+    row.update({k: check.get(k) for k in ("selection_rate", "majority_rate", "constant_model")})
+    aucs = [a["mia_auc"] for a in results["privacy"].get("audit", []) if a]
+    row["mia_auc"] = max(aucs) if aucs else None
     row.update({k: results["communication"][k] for k in ("rounds", "messages", "bytes_up", "bytes_down")})
     row["epsilon"] = results["privacy"]["epsilon"]
     row["total_s"] = results["timings"]["total_s"]

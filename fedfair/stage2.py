@@ -18,27 +18,40 @@ exact marginals, so it never leaves :func:`privatize`.
 * ``mst``: Private-PGM's MST on ``mst_bins`` public equal-width bins per feature (values come back as
   bin midpoints), ``s`` and ``y`` as two bins; it spends exactly (ε, δ). Its Gaussian noise comes from
   OpenDP's secure sampler, so its output is not reproducible and ``seed`` is not used.
+* ``gaussian``: one Gaussian mechanism (OpenDP) releases the (s, y)-cell counts, cell feature sums
+  and one pooled second moment; rows are sampled from them (``fedfair.cellgauss``). It keeps the
+  joint (x, s, y) structure the logistic model and the fairness penalty depend on, takes well under a
+  second, and its row count is itself DP (round of the noisy counts), never the exact N.
 * ``none``: no differential privacy; the stage-1 table is returned as is (``ns2_frac`` not applied).
+
+``order`` places stage 2 relative to stage 1 (``fedfair.pipeline.make_upload``): ``after`` is the
+paper's (DP on the stage-1 table: the guarantee is with respect to that table only), ``before`` runs
+the mechanism on the client's real rows and stage 1 on its output (post-processing: the guarantee is
+with respect to the real rows). docs/PRIVACY.md gives the neighbouring relation and the proof sketch.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
+from fedfair import cellgauss
 from fedfair.env import raise_mmap_threshold
 from fedfair.errors import FedFairError
 from fedfair.table import Table
 
-NAMES = ("dpctgan", "mst", "none")
+NAMES = ("gaussian", "dpctgan", "mst", "none")
+ORDERS = ("before", "after")
 # The RDP orders snsynth's DP-CTGAN gives opacus' PrivacyEngine.
 DPCTGAN_ALPHAS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64))
 # Library noise that fires inside a fit (the torch one ~144 times per DP-CTGAN epoch).
@@ -52,12 +65,14 @@ _NOISE = (
 
 @dataclass(frozen=True)
 class Stage2Config:
-    """Settings of Algorithm 1, line 19. ``epochs`` caps DP-CTGAN, which otherwise trains until the
+    """Settings of Algorithm 1, line 19. ``order``: ``before`` or ``after`` stage 1 (module
+    docstring). ``epochs`` caps DP-CTGAN, which otherwise trains until the
     budget is spent; ``threads`` is torch's thread count during the fit; ``bounds_margin`` widens
     each feature's public range [lo, hi] by that fraction of hi − lo on both sides, because stage 1
     moves features past the schema's range (on Law School 17% of values at ρ = 1000)."""
 
     name: str
+    order: str = "after"
     epsilon: float = 3.0
     delta: float = 1e-5
     ns2_frac: float = 1.0
@@ -71,7 +86,9 @@ class Stage2Config:
 
     def __post_init__(self) -> None:
         if self.name not in NAMES:
-            raise FedFairError(f"unknown stage2 '{self.name}'; choose dpctgan, mst or none")
+            raise FedFairError(f"unknown stage2 '{self.name}'; choose {', '.join(NAMES)}")
+        if self.order not in ORDERS:
+            raise FedFairError(f"stage2.order must be before or after, got {self.order!r}")
         if not 0 <= self.bounds_margin <= 10:
             raise FedFairError(f"stage2.bounds_margin must be in [0, 10], got {self.bounds_margin}")
         if not self.epsilon > 0:
@@ -93,20 +110,25 @@ class Stage2Config:
 @dataclass
 class PrivacyReport:
     """What stage 2 spent. ``epsilon`` is ``inf`` for ``none`` (``None`` in :meth:`to_dict`);
+    ``guarantee`` says with respect to what the (ε, δ) holds (set by the pipeline from the order);
     ``epochs``, ``steps`` (noisy discriminator steps), ``noise_multiplier`` and ``sample_rate`` are
-    DP-CTGAN's accounting inputs. ``single_label``: every returned row has the same label (DP-CTGAN at
-    a small ε can collapse so); no classifier can be fitted on such a table alone, and the caller
-    decides what to do."""
+    DP-CTGAN's accounting inputs; ``zcdp_rho``, ``l2_sensitivity`` and ``sigmas`` the Gaussian
+    mechanism's. ``single_label``: every returned row has the same label (DP-CTGAN at a small ε can
+    collapse so); no classifier can be fitted on such a table alone, and the caller decides what to do."""
 
     mechanism: str
     epsilon: float
     delta: float | None
     seconds: float
     single_label: bool
+    guarantee: str | None = None
     epochs: int | None = None
     steps: int | None = None
     noise_multiplier: float | None = None
     sample_rate: float | None = None
+    zcdp_rho: float | None = None
+    l2_sensitivity: float | None = None
+    sigmas: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -130,16 +152,20 @@ def privatize(
     start = time.perf_counter()
     if cfg.name == "none":
         return table, PrivacyReport("none", math.inf, None, 0.0, _single_label(table))
-    frame, lower, upper = _clipped_frame(table, bounds, cfg.bounds_margin)
-    n_rows = len(table)
-    with warnings.catch_warnings():
-        for category, message in _NOISE:
-            warnings.filterwarnings("ignore", message=message, category=category)
-        if cfg.name == "dpctgan":
-            sample, accounting = _dpctgan(frame, lower, upper, n_rows, cfg, progress)
-        else:
-            sample, accounting = _mst(frame, lower, upper, n_rows, cfg, progress)
-    out = Table.from_array(sample[list(table.columns)].to_numpy(dtype=np.float64), table.columns)
+    if len(table) == 0:
+        raise FedFairError("stage 2 got an empty table")
+    if cfg.name == "gaussian":
+        out, accounting = _gaussian(table, bounds, cfg)
+    else:
+        frame, lower, upper = _clipped_frame(table, bounds, cfg.bounds_margin)
+        with warnings.catch_warnings():
+            for category, message in _NOISE:
+                warnings.filterwarnings("ignore", message=message, category=category)
+            if cfg.name == "dpctgan":
+                sample, accounting = _dpctgan(frame, lower, upper, len(table), cfg, progress)
+            else:
+                sample, accounting = _mst(frame, lower, upper, len(table), cfg, progress)
+        out = Table.from_array(sample[list(table.columns)].to_numpy(dtype=np.float64), table.columns)
     report = PrivacyReport(
         mechanism=cfg.name,
         delta=cfg.delta,
@@ -151,7 +177,7 @@ def privatize(
 
 
 def upload_size(n: int, cfg: Stage2Config) -> int:
-    """N_s2: how many of the N sampled rows a client uploads (all of them for ``none``)."""
+    """N_s2: how many of the n sampled rows a client uploads (all of them for ``none``)."""
     return n if cfg.name == "none" else max(1, round(cfg.ns2_frac * n))
 
 
@@ -164,6 +190,15 @@ def _clipped_frame(
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """``table.to_array()`` as a DataFrame clipped to the public bounds (features widened by
     ``margin``·(hi − lo) on each side), and those bounds per column."""
+    lo, hi = _public_box(table, bounds)
+    lower = np.append(lo - margin * (hi - lo), [0.0, 0.0])
+    upper = np.append(hi + margin * (hi - lo), [1.0, 1.0])
+    arr = np.clip(table.to_array().astype(np.float64), lower, upper)
+    return pd.DataFrame(arr, columns=list(table.columns)), lower, upper
+
+
+def _public_box(table: Table, bounds: dict[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """The schema's (lower, upper) of every feature, checked finite with lower < upper."""
     missing = [f for f in table.feature_names if f not in bounds]
     if missing:
         raise FedFairError(f"stage 2 needs public bounds for feature(s): {', '.join(missing)}")
@@ -173,10 +208,28 @@ def _clipped_frame(
             raise FedFairError(f"bounds of feature '{f}' must be finite, lower < upper; got ({lo}, {hi})")
     lo = np.array([float(bounds[f][0]) for f in table.feature_names])
     hi = np.array([float(bounds[f][1]) for f in table.feature_names])
-    lower = np.append(lo - margin * (hi - lo), [0.0, 0.0])
-    upper = np.append(hi + margin * (hi - lo), [1.0, 1.0])
-    arr = np.clip(table.to_array().astype(np.float64), lower, upper)
-    return pd.DataFrame(arr, columns=list(table.columns)), lower, upper
+    return lo, hi
+
+
+@functools.cache
+def _calibration(epsilon: float, delta: float, d: int, radius: float) -> cellgauss.Calibration:
+    return cellgauss.calibrate(epsilon, delta, d, radius)
+
+
+def _gaussian(
+    table: Table, bounds: dict[str, tuple[float, float]], cfg: Stage2Config
+) -> tuple[Table, dict[str, Any]]:
+    lo, hi = _public_box(table, bounds)
+    cal = _calibration(cfg.epsilon, cfg.delta, len(lo), cellgauss.box(lo, hi, cfg.bounds_margin)[3])
+    released = cellgauss.release(table, lo, hi, cfg.bounds_margin, cal)
+    sample_seed = int(np.random.SeedSequence([cfg.seed, 2]).generate_state(1)[0])
+    out = cellgauss.sample_rows(released, table.feature_names, sample_seed)
+    return out, {
+        "epsilon": cal.epsilon,
+        "zcdp_rho": cal.rho,
+        "l2_sensitivity": cal.mu,
+        "sigmas": {"count": cal.sigma_count, "sum": cal.sigma_sum, "moment": cal.sigma_moment, "radius": cal.radius},
+    }
 
 
 def _dpctgan(
@@ -198,11 +251,14 @@ def _dpctgan(
     scalers = [MinMaxTransformer(lower=lo, upper=hi) for lo, hi in zip(lower, upper)]
     synth = Synthesizer.create(
         "dpctgan", epsilon=cfg.epsilon, delta=cfg.delta, epochs=epochs, batch_size=batch,
-        sigma=cfg.sigma, verbose=progress, cuda=False,
+        sigma=cfg.sigma, verbose=False, cuda=False,
     )
     fit_seed, noise_seed, sample_seed = map(int, np.random.SeedSequence(cfg.seed).generate_state(3))
     raise_mmap_threshold()
-    with _reproducible(fit_seed, noise_seed, cfg.threads) as engines:
+    # One tick per noisy discriminator step: the bar's total is the budgeted epochs, with an ETA.
+    bar = tqdm(total=epochs * steps_per_epoch, desc=f"DP-CTGAN ({epochs} epochs)", unit="step",
+               disable=not progress, leave=False)
+    with bar, _reproducible(fit_seed, noise_seed, cfg.threads, on_step=bar.update) as engines:
         synth.fit(frame, transformer=TableTransformer(scalers), preprocessor_eps=0.0)
         _seed(sample_seed)
         sample = synth.sample(n_rows)
@@ -269,11 +325,13 @@ def _seed(seed: int) -> None:
 
 
 @contextmanager
-def _reproducible(seed: int, noise_seed: int, threads: int) -> Iterator[list[Any]]:
+def _reproducible(
+    seed: int, noise_seed: int, threads: int, on_step: Callable[[], Any] = lambda: None
+) -> Iterator[list[Any]]:
     """Seed numpy and torch, run torch on ``threads`` threads, and reseed torch right after every
-    opacus ``PrivacyEngine.__init__`` (it reseeds the global torch RNG from os.urandom). Yields the
-    engines created inside (for their step counts); restores the RNG states, the thread count and
-    the patched ``__init__`` on exit."""
+    opacus ``PrivacyEngine.__init__`` (it reseeds the global torch RNG from os.urandom); call
+    ``on_step`` after each of the engines' noisy steps. Yields the engines created inside (for their
+    step counts); restores the RNG states, the thread count and the patched ``__init__`` on exit."""
     import opacus
     import torch
 
@@ -286,6 +344,13 @@ def _reproducible(seed: int, noise_seed: int, threads: int) -> Iterator[list[Any
         original_init(engine, *args, **kwargs)
         torch.manual_seed(noise_seed)
         engines.append(engine)
+        step = engine.step
+
+        def counted_step(*step_args: Any, **step_kwargs: Any) -> None:
+            step(*step_args, **step_kwargs)
+            on_step()
+
+        engine.step = counted_step
 
     opacus.PrivacyEngine.__init__ = seeded_init
     try:

@@ -48,7 +48,12 @@ class OneShot(MeteredFedAvg):
             meta = msg.content["meta"]
             table = Table.from_array(msg.content["upload"]["rows"].numpy(), list(meta["columns"]))
             pid = int(info.pop("partition_id"))
-            self.uploads[pid] = {**info, "n_upload": len(table), "privacy": json.loads(meta["privacy"])}
+            privacy = json.loads(meta["privacy"])
+            self.uploads[pid] = {**info, "n_upload": len(table), "privacy": privacy,
+                                 "audit": json.loads(meta["audit"])}
+            if privacy["single_label"]:
+                log.warning("client %d uploaded rows of one label only: its table carries no "
+                            "decision boundary", pid)
             tables.append(table)
         t0 = time.perf_counter()
         theta, self.degenerate_upload = server_fit(tables, self.lam_theta)

@@ -21,7 +21,8 @@ from flwr.serverapp import Grid, ServerApp
 from fedfair.config import compose_config
 from fedfair.errors import FedFairError
 from fedfair.pipeline import Experiment
-from fedfair.results import summary_table, write_json
+from fedfair import metrics
+from fedfair.results import sanity, summary_table, write_json
 from strategies.base import MeteredFedAvg
 from strategies.fairfed import FairFed
 from strategies.fedavg import FedAvg
@@ -60,15 +61,20 @@ def _results(exp: Experiment, strategy: MeteredFedAvg, total_s: float, overrides
         entry = {"partition_id": pid, **uploads.get(pid, {}), **client_info.get(pid, {})}
         entry["metrics"] = strategy.evaluation.per_client[pid]["metrics"]
         per_client.append(entry)
-    privacies = [u["privacy"] for u in uploads.values()]
+    privacies = [u["privacy"] for _, u in sorted(uploads.items())]
     mechanism = privacies[0]["mechanism"] if privacies else "none"
     epsilons = [p["epsilon"] for p in privacies]
     privacy = {
         "mechanism": mechanism,
         "epsilon": None if (not epsilons or None in epsilons) else max(epsilons),
         "delta": max(p["delta"] for p in privacies) if privacies and mechanism != "none" else None,
+        "guarantee": privacies[0].get("guarantee") if privacies else None,
         "per_client": privacies,
+        "audit": [u.get("audit") for _, u in sorted(uploads.items())],
     }
+    pooled = sum((c["counts"] for c in strategy.evaluation.per_client.values()), metrics.Counts.zero())
+    positive = pooled.n[:, 1, :].sum() / pooled.total if pooled.total else None
+    single = [pid for pid, u in sorted(uploads.items()) if u["privacy"].get("single_label")]
     return {
         "strategy": exp.strategy,
         "dataset": exp.cfg["dataset"]["name"],
@@ -81,6 +87,7 @@ def _results(exp: Experiment, strategy: MeteredFedAvg, total_s: float, overrides
         "communication": strategy.communication.to_dict(),
         "privacy": privacy,
         "degenerate_upload": bool(getattr(strategy, "degenerate_upload", False)),
+        "sanity": sanity(strategy.evaluation.pooled, None if positive is None else max(positive, 1 - positive), single),
         "timings": {
             "total_s": total_s,
             "stage1_s": [c.get("stage1_s") for c in per_client],
@@ -111,7 +118,7 @@ def run_experiment(grid: Grid, cfg: dict[str, Any], output_dir: Path, overrides:
     results = _results(exp, strategy, time.perf_counter() - t0, overrides)
     path = write_json(Path(output_dir) / "results.json", results)
     for line in summary_table(results).splitlines():
-        log.info(line)
+        (log.warning if "WARNING:" in line else log.info)(line)
     log.info("results: %s", path)
     return path
 

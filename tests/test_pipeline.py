@@ -55,3 +55,29 @@ def test_cache_key_does_not_depend_on_how_a_number_is_written(tmp_path, monkeypa
     monkeypatch.setattr(pipeline, "privatize", no_refit)
     second = pipeline.make_upload(as_float, data, train, 0)
     assert second.cached and np.array_equal(second.table.to_array(), first.table.to_array())
+
+
+def test_dp_first_releases_once_for_every_stage1_setting_and_states_its_guarantee(tmp_path, monkeypatch):
+    """stage2.order=before: the mechanism reads the real rows once per configuration (a rerun would
+    spend the budget again); stage 1 then runs on the DP rows for each ρ."""
+    common = [*TINY[:-3], "stage2=gaussian", "stage2.order=before", "progress=false", f"cache_dir={tmp_path}"]
+    first = pipeline.Experiment(compose_config([*common, "stage1.rho=0"]))
+    data = first.load()
+    train, test = first.client_tables(data, 0)
+    seen = []
+    real_privatize = pipeline.privatize
+
+    def counting(table, *args, **kwargs):
+        seen.append(len(table))
+        return real_privatize(table, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "privatize", counting)
+    a = pipeline.make_upload(first, data, train, 0, holdout=test)
+    b = pipeline.make_upload(pipeline.Experiment(compose_config([*common, "stage1.rho=100"])), data, train, 0)
+    assert seen == [len(train)]  # one release, on the real rows
+    assert len(a.table) == len(b.table)  # stage 1 keeps the DP row count
+    assert abs(len(a.table) - len(train)) < 4 * 6 * a.privacy["sigmas"]["count"]
+    assert a.privacy["guarantee"] == "the client's real training rows (add/remove one row)"
+    assert a.audit is not None and 0 <= a.audit["mia_auc"] <= 1 and b.audit is None
+    after = pipeline.Experiment(compose_config([*common[:-1], "stage2.order=after"]))
+    assert pipeline.make_upload(after, data, train, 0).privacy["guarantee"].startswith("the stage-1 table only")

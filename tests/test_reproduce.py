@@ -107,9 +107,6 @@ def test_syn2_10_percent_uploads_a_tenth_of_the_same_sample(quick):
         s1, s2 = r["config"]["stage1"], r["config"]["stage2"]
         key = (s1["penalty"], s1["rho"], s2["name"], s2.get("ns2_frac"))
         uploads[key] = {c["partition_id"]: c["n_upload"] for c in r["per_client"]}
-        n_train = {c["partition_id"]: c["n_train"] for c in r["per_client"]}
-        if s2["name"] == "none":
-            assert uploads[key] == n_train
         eps = [p["epsilon"] for p in r["privacy"]["per_client"]]
         if s2["name"] == "dpctgan":
             assert all(0 < e <= 3.0 for e in eps)

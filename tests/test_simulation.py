@@ -17,6 +17,10 @@ def test_run_simulation_end_to_end_with_dpctgan(tmp_path, base_overrides):
     assert res["privacy"]["mechanism"] == "dpctgan"
     assert 0 < res["privacy"]["epsilon"] <= 3.0 and res["privacy"]["delta"] == 1e-5
     assert sorted(c["partition_id"] for c in res["per_client"]) == [0, 1]
-    assert all(c["n_upload"] == c["n_train"] == 240 for c in res["per_client"])
+    assert all(c["n_upload"] == 240 and "n_train" not in c for c in res["per_client"])  # N stays home
+    assert res["privacy"]["guarantee"] == "the stage-1 table only (add/remove one row), not the real rows"
+    audits = res["privacy"]["audit"]
+    assert len(audits) == 2 and all(0 <= a["mia_auc"] <= 1 and a["n_upload"] == 240 for a in audits)
+    assert res["sanity"]["majority_rate"] >= 0.5 and isinstance(res["sanity"]["constant_model"], bool)
     assert 0.0 <= res["metrics"]["accuracy"] <= 1.0
     assert all(s > 0 for s in res["timings"]["stage2_s"])
