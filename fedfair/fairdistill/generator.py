@@ -59,9 +59,10 @@ class FairDistillConfig:
     model on the generated rows, majority rate 0.64):
 
     * ``penalty=u`` with ``beta=1e5``: eq. 2's plug-in (V-statistic) form adds 2p(1 − p)·mean K_ii / B,
-      which only shrinks as σ grows; at FairX's β = 1e7 it collapsed the posterior (R²x 0.04–0.06,
-      downstream accuracy 0.66–0.71). The U-statistic (pairs i ≠ j) has no such pull; β = 1e5 cuts V² by
-      ~100× at R²x 0.76 and downstream accuracy 0.78 (β = 1e7 with the U-form still costs accuracy:
+      which only shrinks as σ grows. With the V-form, R²x falls to 0.57 at β = 1e5 and 0.31 at 1e6 (every
+      σ ≈ 1.1: collapse; downstream accuracy 0.75, then 0.66); FairX's β = 1e7 is beyond that. The
+      U-statistic (pairs i ≠ j) has no such pull: at β = 1e5 R²x is 0.76, V² is ~100× below β = 0's and
+      downstream accuracy 0.78 (|SPD| 0.00); it too loses the signal at β = 1e7 (R²x 0.30, accuracy
       0.67). ``beta`` is the multiplier of V² itself (the reference sweeps 10^k: the paper's
       "β ∈ {1..10}" is log₁₀ β).
     * ``kl_to=teacher``: the KL of eq. 5–6 is taken to the teacher's posterior q(z | x, s), the
