@@ -20,13 +20,17 @@ The release (:func:`release`), for a table of rows (x, s, y) and the PUBLIC box 
 
 Everything after the release is post-processing (:func:`sample_rows`): cell means, the pooled
 within-cell covariance projected to the PSD cone, round(noisy count) rows per cell drawn from
-N(mean_k, Σ), clipped to the widened box and shuffled. The row count is Σ round(ñ_k), a DP quantity.
+N(mean_k, Σ), clipped to the widened box — or, when the mechanism reads real rows, mapped to valid
+rows of the schema (numeric clipped to [0, 1], binary thresholded, one-hot by arg-max), which keeps
+the fairness of a model trained on them far better (Law School, ε = 3, DP first, ρ = 100: mean
+abs SPD .026 instead of .075 over 15 runs) — and shuffled. The row count is Σ round(ñ_k), a DP quantity.
 The sampler's seed is public and only shapes the post-processing.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,9 +180,12 @@ def release(table: Table, lower: np.ndarray, upper: np.ndarray, margin: float, c
     return Release(noisy_counts, noisy_sums, full, centre, wide_lo, wide_hi)
 
 
-def sample_rows(rel: Release, feature_names: tuple[str, ...], seed: int) -> Table:
-    """Post-processing: round(ñ_k) rows of N(mean_k, Σ_pooled) per cell, clipped to the widened box,
-    in a random order. Σ_pooled = (M̃ − Σ_k S̃_k S̃_kᵀ / ñ_k) / (Σ ñ_k − 4), projected to PSD."""
+def sample_rows(
+    rel: Release, feature_names: tuple[str, ...], seed: int, valid: Callable[[np.ndarray], np.ndarray] | None = None
+) -> Table:
+    """Post-processing: round(ñ_k) rows of N(mean_k, Σ_pooled) per cell, clipped to the widened box
+    (or mapped by ``valid`` to valid rows of the schema), in a random order.
+    Σ_pooled = (M̃ − Σ_k S̃_k S̃_kᵀ / ñ_k) / (Σ ñ_k − 4), projected to PSD."""
     rng = np.random.default_rng(seed)
     floor = np.maximum(rel.counts, 1.0)
     means = rel.sums / floor[:, None]
@@ -193,6 +200,7 @@ def sample_rows(rel: Release, feature_names: tuple[str, ...], seed: int) -> Tabl
         xs.append(mean + rng.standard_normal((m, d)) @ root.T)
         ss.append(np.full(m, cs))
         ys.append(np.full(m, cy))
-    x = np.clip(np.vstack(xs) + rel.centre, rel.lower, rel.upper)
+    x = np.vstack(xs) + rel.centre
+    x = np.clip(x, rel.lower, rel.upper) if valid is None else valid(x)
     order = rng.permutation(len(x))
     return Table(x[order], np.concatenate(ss)[order], np.concatenate(ys)[order], feature_names)

@@ -298,9 +298,14 @@ def make_upload(
     key1 = _stage1_key(exp, partition_id)
     key2 = {k: v for k, v in cfg["stage2"].items() if k != "ns2_frac"}
 
-    def private(table: Table) -> Callable[[], tuple[Table, dict[str, Any]]]:
+    layout = fadm.Layout.from_schema(dataset.schema)
+
+    def private(table: Table, real: bool) -> Callable[[], tuple[Table, dict[str, Any]]]:
+        """Stage 2 on ``table``; DP rows made from real rows are mapped to valid rows of the schema."""
+        valid = (lambda x: layout.decode(layout.encode(x))) if real else None
+
         def run() -> tuple[Table, dict[str, Any]]:
-            out, report = privatize(table, dataset.schema.bounds(), s2, progress=bool(cfg.get("progress")))
+            out, report = privatize(table, dataset.schema.bounds(), s2, bool(cfg.get("progress")), valid)
             return out, report.to_dict()
 
         return run
@@ -308,13 +313,14 @@ def make_upload(
     with threadpool_limits(1):
         if s2.order == "before":
             real_key = {**{k: v for k, v in key1.items() if k != "stage1"}, "stage2": key2}
-            dp_rows, privacy, hit2 = _cached(cache, {"real": real_key}, private(train))
+            dp_rows, privacy, hit2 = _cached(cache, {"real": real_key}, private(train, real=True))
             final, info1, hit1 = _cached(
                 cache, {"stage1": key1, "on_dp": real_key}, lambda: generate(exp, dataset, dp_rows, partition_id)
             )
         else:
             fair, info1, hit1 = _cached(cache, {"stage1": key1}, lambda: generate(exp, dataset, train, partition_id))
-            final, privacy, hit2 = _cached(cache, {"stage1": key1, "stage2": key2}, private(fair))
+            real = cfg["stage1"]["name"] == "none"
+            final, privacy, hit2 = _cached(cache, {"stage1": key1, "stage2": key2}, private(fair, real))
     privacy["guarantee"] = guarantee(exp, s2)
     upload = final.subset(np.arange(upload_size(len(final), s2)))
     report = None

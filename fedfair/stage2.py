@@ -138,7 +138,11 @@ class PrivacyReport:
 
 
 def privatize(
-    table: Table, bounds: dict[str, tuple[float, float]], cfg: Stage2Config, progress: bool = False
+    table: Table,
+    bounds: dict[str, tuple[float, float]],
+    cfg: Stage2Config,
+    progress: bool = False,
+    valid: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[Table, PrivacyReport]:
     """The DP synthetic table of N rows (same feature names) and its privacy report.
 
@@ -147,7 +151,8 @@ def privatize(
     features may lie outside their bounds: the bounds are widened by ``cfg.bounds_margin`` and
     values still outside are CLIPPED to them before fitting. A result
     whose rows all carry one label is returned, not refused (``report.single_label``). ``progress``
-    lets the synthesizer print its progress.
+    lets the synthesizer print its progress. ``valid`` (``gaussian`` only) maps sampled feature rows to
+    valid rows of the schema; pass it when ``table`` holds real rows.
     """
     start = time.perf_counter()
     if cfg.name == "none":
@@ -155,7 +160,7 @@ def privatize(
     if len(table) == 0:
         raise FedFairError("stage 2 got an empty table")
     if cfg.name == "gaussian":
-        out, accounting = _gaussian(table, bounds, cfg)
+        out, accounting = _gaussian(table, bounds, cfg, valid)
     else:
         frame, lower, upper = _clipped_frame(table, bounds, cfg.bounds_margin)
         with warnings.catch_warnings():
@@ -217,13 +222,16 @@ def _calibration(epsilon: float, delta: float, d: int, radius: float) -> cellgau
 
 
 def _gaussian(
-    table: Table, bounds: dict[str, tuple[float, float]], cfg: Stage2Config
+    table: Table,
+    bounds: dict[str, tuple[float, float]],
+    cfg: Stage2Config,
+    valid: Callable[[np.ndarray], np.ndarray] | None,
 ) -> tuple[Table, dict[str, Any]]:
     lo, hi = _public_box(table, bounds)
     cal = _calibration(cfg.epsilon, cfg.delta, len(lo), cellgauss.box(lo, hi, cfg.bounds_margin)[3])
     released = cellgauss.release(table, lo, hi, cfg.bounds_margin, cal)
     sample_seed = int(np.random.SeedSequence([cfg.seed, 2]).generate_state(1)[0])
-    out = cellgauss.sample_rows(released, table.feature_names, sample_seed)
+    out = cellgauss.sample_rows(released, table.feature_names, sample_seed, valid)
     return out, {
         "epsilon": cal.epsilon,
         "zcdp_rho": cal.rho,
