@@ -56,7 +56,9 @@ def jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
             for eps in [None] if label == "none" else args.epsilons:
                 for rho in args.rhos:
                     for seed in args.seeds:
-                        out.append({"dataset": dataset, "stage2": label, "epsilon": eps, "rho": rho, "seed": seed})
+                        for draw in range(args.draws if label != "none" else 1):
+                            job = {"dataset": dataset, "stage2": label, "epsilon": eps, "rho": rho, "seed": seed}
+                            out.append({**job, "draw": draw} if draw else job)
     return out
 
 
@@ -65,6 +67,10 @@ def key(job: dict[str, Any]) -> str:
 
 
 def run(job: dict[str, Any], cache: Path) -> dict[str, Any]:
+    """One run; a repeated noise draw (``draw`` > 0) gets a cache of its own, so that its DP release
+    is fresh (OpenDP's noise cannot be seeded) and nothing of another draw is reused."""
+    if job.get("draw"):
+        cache = cache / f"draw{job['draw']}"
     overrides = [f"dataset={job['dataset']}", *STAGE2[job["stage2"]], f"stage1.rho={job['rho']}",
                  f"seed={job['seed']}", "progress=false", f"cache_dir={cache}"]
     if job["epsilon"] is not None:
@@ -106,7 +112,7 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault((r["dataset"], r["stage2"], r["rho"], r["epsilon"]), []).append(r)
     rows = []
     for (dataset, label, rho, eps), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3] or math.inf)):
-        row: dict[str, Any] = {"dataset": dataset, "stage2": label, "rho": rho, "epsilon": eps, "seeds": len(rs)}
+        row: dict[str, Any] = {"dataset": dataset, "stage2": label, "rho": rho, "epsilon": eps, "runs": len(rs)}
         for k in ("accuracy", "abs_spd", "abs_eod", "selection_rate", "majority_rate", "mia_auc", "stage1_s", "stage2_s"):
             row[k], row[f"{k}_std"] = _mean_std([r[k] for r in rs])
         row["constant_runs"] = sum(bool(r["constant_model"]) for r in rs)
@@ -121,8 +127,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for dataset in sorted({r["dataset"] for r in rows}):
         sub = [r for r in rows if r["dataset"] == dataset]
         eps = sorted({r["epsilon"] for r in sub if r["epsilon"] is not None})
-        out.append(f"**{dataset}** (cells: accuracy / abs SPD / selection rate, mean over seeds; "
-                   f"† = a constant model in n of the seeds; majority rate {sub[0]['majority_rate']:.4f})\n")
+        out.append(f"**{dataset}** (cells: accuracy / abs SPD ± std / selection rate, mean over runs "
+                   f"(seeds × noise draws); †n = a constant model in n of the runs; majority rate {sub[0]['majority_rate']:.4f})\n")
         out.append("| stage 2 | ρ | " + " | ".join(f"ε = {e:g}" for e in eps) + " | ε = ∞ | MIA AUC | s/client (stage 1 + 2) |")
         out.append("|---|---|" + "---|" * (len(eps) + 3))
         for label in STAGE2:
@@ -203,12 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epsilons", nargs="+", type=float, default=list(EPSILONS))
     p.add_argument("--rhos", nargs="+", type=float, default=list(RHOS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--draws", type=int, default=1, help="DP noise draws per seed (the mean is over all)")
     p.add_argument("--aggregate-only", action="store_true", help="only rebuild the tables and figure")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     store = args.out / "frontier.jsonl"
     records = [json.loads(line) for line in store.read_text().splitlines()] if store.exists() else []
-    done = {key({k: r[k] for k in ("dataset", "stage2", "epsilon", "rho", "seed")}) for r in records}
+    done = {key({k: r[k] for k in ("dataset", "stage2", "epsilon", "rho", "seed", "draw") if k in r}) for r in records}
     todo = [] if args.aggregate_only else [j for j in jobs(args) if key(j) not in done]
     t0 = time.perf_counter()
     for i, job in enumerate(todo, 1):
