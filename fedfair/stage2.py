@@ -13,11 +13,11 @@ exact marginals, so it never leaves :func:`privatize`.
   whose ε stays within the target, so the reported ε never exceeds it (snsynth alone stops one epoch
   late). Caveat: the real batches are drawn with replacement, which is neither Poisson nor
   fixed-size sampling, so the ε is the usual Poisson approximation, not a proven bound (opacus: "The
-  returned privacy budget will be incorrect"; smartnoise-sdk#569). A known seed makes the DP noise
-  reproducible, which is fine in a simulation only.
+  returned privacy budget will be incorrect"; smartnoise-sdk#569). Its DP randomness comes from the
+  OS unless ``noise_seed`` asks for a reproducible simulation (never in a deployment).
 * ``mst``: Private-PGM's MST on ``mst_bins`` public equal-width bins per feature (values come back as
   bin midpoints), ``s`` and ``y`` as two bins; it spends exactly (ε, δ). Its Gaussian noise comes from
-  OpenDP's secure sampler, so its output is not reproducible and ``seed`` is not used.
+  OpenDP's secure sampler, so its output is not reproducible (``reproducible: false`` in its report).
 * ``gaussian``: one Gaussian mechanism (OpenDP) releases the (s, y)-cell counts, cell feature sums
   and one pooled second moment; rows are sampled from them (``fedfair.cellgauss``). It keeps the
   joint (x, s, y) structure the logistic model and the fairness penalty depend on, takes well under a
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import math
+import secrets
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -66,7 +67,9 @@ _NOISE = (
 @dataclass(frozen=True)
 class Stage2Config:
     """Settings of Algorithm 1, line 19. ``order``: ``before`` or ``after`` stage 1 (module
-    docstring). ``epochs`` caps DP-CTGAN, which otherwise trains until the
+    docstring). ``seed`` (derived from the run seed) drives only post-processing; ``noise_seed``
+    (DP-CTGAN only; null by default) makes its DP randomness reproducible for a simulation, which voids
+    the guarantee for anyone who knows it. ``epochs`` caps DP-CTGAN, which otherwise trains until the
     budget is spent; ``threads`` is torch's thread count during the fit; ``bounds_margin`` widens
     each feature's public range [lo, hi] by that fraction of hi − lo on both sides, because stage 1
     moves features past the schema's range (on Law School 17% of values at ρ = 1000)."""
@@ -83,6 +86,7 @@ class Stage2Config:
     threads: int = 1
     mst_bins: int = 16
     bounds_margin: float = 0.5
+    noise_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.name not in NAMES:
@@ -105,6 +109,10 @@ class Stage2Config:
             raise FedFairError(f"stage2.mst_bins must be >= 2, got {self.mst_bins}")
         if not 0 <= self.seed < 2**32:
             raise FedFairError(f"stage2.seed must be in [0, 2**32), got {self.seed}")
+        if self.noise_seed is not None and (
+            isinstance(self.noise_seed, bool) or not isinstance(self.noise_seed, int) or not 0 <= self.noise_seed < 2**32
+        ):
+            raise FedFairError(f"stage2.noise_seed must be null or an integer in [0, 2**32), got {self.noise_seed!r}")
 
 
 @dataclass
@@ -113,7 +121,8 @@ class PrivacyReport:
     ``guarantee`` says with respect to what the (ε, δ) holds (set by the pipeline from the order);
     ``epochs``, ``steps`` (noisy discriminator steps), ``noise_multiplier`` and ``sample_rate`` are
     DP-CTGAN's accounting inputs; ``zcdp_rho``, ``l2_sensitivity`` and ``sigmas`` the Gaussian
-    mechanism's. ``single_label``: every returned row has the same label (DP-CTGAN at a small ε can
+    mechanism's. ``reproducible``: the same config gives the same table (false where the DP noise comes
+    from a secure, unseedable source). ``single_label``: every returned row has the same label (DP-CTGAN at a small ε can
     collapse so); no classifier can be fitted on such a table alone, and the caller decides what to do."""
 
     mechanism: str
@@ -121,6 +130,7 @@ class PrivacyReport:
     delta: float | None
     seconds: float
     single_label: bool
+    reproducible: bool = True
     guarantee: str | None = None
     epochs: int | None = None
     steps: int | None = None
@@ -233,6 +243,7 @@ def _gaussian(
     sample_seed = int(np.random.SeedSequence([cfg.seed, 2]).generate_state(1)[0])
     out = cellgauss.sample_rows(released, table.feature_names, sample_seed, valid)
     return out, {
+        "reproducible": False,
         "epsilon": cal.epsilon,
         "zcdp_rho": cal.rho,
         "l2_sensitivity": cal.mu,
@@ -261,7 +272,13 @@ def _dpctgan(
         "dpctgan", epsilon=cfg.epsilon, delta=cfg.delta, epochs=epochs, batch_size=batch,
         sigma=cfg.sigma, verbose=False, cuda=False,
     )
-    fit_seed, noise_seed, sample_seed = map(int, np.random.SeedSequence(cfg.seed).generate_state(3))
+    # The DP randomness (batch sampling, the generator's start, the noise) from a seed only when the
+    # user asks for a reproducible simulation; else from the OS (opacus reseeds torch from os.urandom).
+    if cfg.noise_seed is None:
+        fit_seed, noise_seed = secrets.randbits(32), None
+    else:
+        fit_seed, noise_seed = map(int, np.random.SeedSequence([cfg.noise_seed, 1]).generate_state(2))
+    sample_seed = int(np.random.SeedSequence([cfg.seed, 3]).generate_state(1)[0])
     raise_mmap_threshold()
     # One tick per noisy discriminator step: the bar's total is the budgeted epochs, with an ETA.
     bar = tqdm(total=epochs * steps_per_epoch, desc=f"DP-CTGAN ({epochs} epochs)", unit="step",
@@ -277,6 +294,7 @@ def _dpctgan(
         "steps": steps,
         "noise_multiplier": cfg.sigma,
         "sample_rate": q,
+        "reproducible": cfg.noise_seed is not None,
     }
 
 
@@ -322,7 +340,7 @@ def _mst(
     bins += [BinTransformer(bins=2, lower=0.0, upper=1.0) for _ in range(2)]  # s, y
     synth = Synthesizer.create("mst", epsilon=cfg.epsilon, delta=cfg.delta, verbose=progress)
     synth.fit(frame, transformer=TableTransformer(bins), preprocessor_eps=0.0)
-    return synth.sample(n_rows), {"epsilon": cfg.epsilon}
+    return synth.sample(n_rows), {"epsilon": cfg.epsilon, "reproducible": False}
 
 
 def _seed(seed: int) -> None:
@@ -334,10 +352,11 @@ def _seed(seed: int) -> None:
 
 @contextmanager
 def _reproducible(
-    seed: int, noise_seed: int, threads: int, on_step: Callable[[], Any] = lambda: None
+    seed: int, noise_seed: int | None, threads: int, on_step: Callable[[], Any] = lambda: None
 ) -> Iterator[list[Any]]:
-    """Seed numpy and torch, run torch on ``threads`` threads, and reseed torch right after every
-    opacus ``PrivacyEngine.__init__`` (it reseeds the global torch RNG from os.urandom); call
+    """Seed numpy and torch, run torch on ``threads`` threads, and (``noise_seed`` not None) reseed
+    torch right after every opacus ``PrivacyEngine.__init__`` (it reseeds the global torch RNG from
+    os.urandom); call
     ``on_step`` after each of the engines' noisy steps. Yields the engines created inside (for their
     step counts); restores the RNG states, the thread count and the patched ``__init__`` on exit."""
     import opacus
@@ -350,7 +369,8 @@ def _reproducible(
 
     def seeded_init(engine: Any, *args: Any, **kwargs: Any) -> None:
         original_init(engine, *args, **kwargs)
-        torch.manual_seed(noise_seed)
+        if noise_seed is not None:
+            torch.manual_seed(noise_seed)
         engines.append(engine)
         step = engine.step
 

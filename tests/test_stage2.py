@@ -14,7 +14,7 @@ from fedfair.table import Table
 NAMES = ("f0", "f1", "f2")
 BOUNDS = {name: (0.0, 1.0) for name in NAMES}
 # DP-CTGAN on 200 rows with batches of 50: q = 0.25, two noisy discriminator steps per batch.
-FAST = {"epochs": 1, "batch_size": 50}
+FAST = {"epochs": 1, "batch_size": 50, "noise_seed": 7}  # noise_seed: a reproducible simulation
 
 
 def make_table(n: int, seed: int = 0, s_rate: float = 0.3) -> Table:
@@ -100,13 +100,27 @@ def test_dpctgan_is_deterministic_per_seed_and_restores_threads(
     np_state = np.random.get_state()[1].copy()
     try:
         again, _ = privatize(table, BOUNDS, Stage2Config("dpctgan", ns2_frac=0.5, **FAST))
-        other, _ = privatize(table, BOUNDS, Stage2Config("dpctgan", ns2_frac=0.5, seed=1, **FAST))
+        other, _ = privatize(table, BOUNDS, Stage2Config("dpctgan", ns2_frac=0.5, seed=1, **{**FAST, "noise_seed": 8}))
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(threads)
     assert np.array_equal(np.random.get_state()[1], np_state)
     assert np.array_equal(first.to_array(), again.to_array())
     assert not np.array_equal(first.to_array(), other.to_array())
+
+
+def test_dpctgan_noise_is_not_reproducible_without_a_noise_seed() -> None:
+    table = make_table(200)
+    secure = Stage2Config("dpctgan", ns2_frac=0.5, epochs=1, batch_size=50)
+    first, report = privatize(table, BOUNDS, secure)
+    second, _ = privatize(table, BOUNDS, secure)
+    assert report.reproducible is False
+    assert not np.array_equal(first.to_array(), second.to_array())
+
+
+def test_noise_seed_is_checked() -> None:
+    with pytest.raises(Exception, match=r"stage2.noise_seed must be null or an integer in \[0, 2\*\*32\), got -3"):
+        Stage2Config("dpctgan", noise_seed=-3)
 
 
 def test_mst_within_bounds_keeps_s_rate_and_reports_epsilon() -> None:
