@@ -1,12 +1,12 @@
-import os
-from pathlib import Path
+from __future__ import annotations
 
 import pytest
 
 from fedfair.env import set_offline_defaults
+from fedfair.errors import FedFairError
 
-# The datasets live outside the repository (never committed): ../shared/datasets by default.
-os.environ.setdefault("FEDFAIR_DATA_DIR", str(Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))
+# The datasets are found by the library's one rule (fedfair.data.data_dir): $FEDFAIR_DATA_DIR, else
+# ~/.cache/fedfair/datasets. CI sets FEDFAIR_DATA_DIR to ../shared/datasets (.ci/run).
 set_offline_defaults()
 
 
@@ -14,3 +14,14 @@ set_offline_defaults()
 def base_overrides() -> list[str]:
     """A tiny, fast experiment: synthetic data, few outer steps, no stage 2."""
     return ["dataset=synthetic", "dataset.rows=600", "stage1.k_max=20", "stage2=none", "progress=false"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """A test that needs a dataset file which is not there fails with one line naming the file and
+    the directory (the library's message), not a traceback from deep inside the loader."""
+    outcome = yield
+    report = outcome.get_result()
+    exc = call.excinfo
+    if exc is not None and exc.errisinstance(FedFairError) and " is missing: put " in str(exc.value):
+        report.longrepr = f"{item.nodeid}: needs a dataset: {exc.value}"
