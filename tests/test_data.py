@@ -254,6 +254,7 @@ def test_schema_encode():
         (lambda f: f.assign(g=[1, 0, 2, 0, 1, 3]), "'g'", "[2, 3]"),
         (lambda f: f.assign(out=["yes", "no", "maybe", "no", "no", "no"]), "'out'", "'maybe'"),
         (lambda f: f.assign(age=["x"] * 6), "'age'", "not numeric"),
+        (lambda f: f.assign(age=[np.inf, 1, 2, 3, 4, -np.inf]), "'age'", "infinite values (2 rows)"),
     ],
 )
 def test_schema_encode_errors(edit, column, words):

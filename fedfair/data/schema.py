@@ -29,7 +29,8 @@ def _values(values: list[Any], limit: int = 5) -> str:
 
 @dataclass(frozen=True)
 class Numeric:
-    """A number with public domain bounds: encoded as ``(v - lo) / (hi - lo)`` clipped to [0, 1]."""
+    """A number with public domain bounds: encoded as ``(v - lo) / (hi - lo)`` clipped to [0, 1]; an
+    infinite value is an error, not a clipped bound."""
 
     column: str
     lo: float
@@ -47,6 +48,11 @@ class Numeric:
         if not pd.api.types.is_numeric_dtype(col):
             raise FedFairError(f"{where}: column '{self.column}' is not numeric (dtype {col.dtype})")
         v = col.to_numpy(dtype=np.float64)
+        infinite = int(np.isinf(v).sum())
+        if infinite:
+            raise FedFairError(
+                f"{where}: column '{self.column}' has infinite values ({infinite} row{'s' if infinite > 1 else ''})"
+            )
         return np.clip((v - self.lo) / (self.hi - self.lo), 0.0, 1.0)[:, None]
 
 
