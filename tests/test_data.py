@@ -166,7 +166,7 @@ def test_data_dir(monkeypatch, tmp_path):
 
 
 def test_corrupt_file(monkeypatch, tmp_path):
-    shutil.copyfile(Path(os.environ["FEDFAIR_DATA_DIR"]) / "law_school.csv", tmp_path / "law_school.csv")
+    shutil.copyfile(data_dir() / "law_school.csv", tmp_path / "law_school.csv")
     with open(tmp_path / "law_school.csv", "a") as fh:
         fh.write("1.0\n")
     monkeypatch.setenv("FEDFAIR_DATA_DIR", str(tmp_path))
@@ -208,7 +208,7 @@ def test_fetch_offline(monkeypatch, tmp_path):
 
 
 def test_fetch_verifies_and_writes(monkeypatch, tmp_path):
-    real = (Path(os.environ["FEDFAIR_DATA_DIR"]) / "law_school.csv").read_bytes()
+    real = (data_dir() / "law_school.csv").read_bytes()
     served = {"body": real[:-1]}
     monkeypatch.setattr(files.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(served["body"]))
     with pytest.raises(FedFairError, match="sha256"):
