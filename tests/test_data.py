@@ -1,5 +1,4 @@
 import io
-import os
 import shutil
 import urllib.error
 from pathlib import Path
