@@ -29,6 +29,7 @@ import numpy as np
 
 from fedfair.config import compose_config
 from fedfair.env import set_offline_defaults
+from fedfair.errors import FedFairError
 from fedfair.pipeline import Experiment, run_oneshot
 from fedfair.results import sanity, write_csv
 
@@ -219,22 +220,31 @@ def main(argv: list[str] | None = None) -> int:
     todo = [] if args.aggregate_only else [j for j in jobs(args) if key(j) not in done]
     t0 = time.perf_counter()
     for i, job in enumerate(todo, 1):
-        record = run(job, args.out / "cache")
+        try:
+            record = run(job, args.out / "cache")
+        except FedFairError as exc:  # e.g. an ε that buys DP-CTGAN no epoch: a cell, not a crash
+            record = {**job, "error": str(exc)}
+            log(f"{i}/{len(todo)} {job}: {exc}")
         records.append(record)
         with store.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
+        if "error" in record:
+            continue
         log(f"{i}/{len(todo)} {job}: acc {record['accuracy']:.4f} abs_spd {record['abs_spd']:.4f} "
             f"sel {record['selection_rate']:.4f}{' CONSTANT' if record['constant_model'] else ''} "
             f"({record['wall_s']:.1f} s)")
     if not records:
         log("no results yet")
         return 1
-    rows = summarize(records)
+    failed = [r for r in records if "error" in r]
+    rows = summarize([r for r in records if "error" not in r])
     write_csv(args.out / "frontier.csv", rows)
     (args.out / "frontier.md").write_text(markdown(rows) + "\n")
     figure(rows, args.out / "frontier.png")
     log(f"{len(todo)} runs in {time.perf_counter() - t0:.0f} s; wrote {args.out}/frontier.{{csv,md,png}}")
     print(markdown(rows))
+    for r in failed:
+        print(f"not run: {r['dataset']} {r['stage2']} eps={r['epsilon']} rho={r['rho']} seed={r['seed']}: {r['error']}")
     return 0
 
 
