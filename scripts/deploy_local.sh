@@ -176,6 +176,7 @@ done
 ((up == K)) || { echo "error: only $up of $K SuperNodes connected within 90 s (see $LOGS/)" >&2; exit 1; }
 
 if [[ -n ${FEDFAIR_DEPLOY_HOLD:-} ]]; then
+    echo "holding: $K SuperNodes connected; waiting while $FEDFAIR_DEPLOY_HOLD exists"
     for ((t = 0; t < 1200; t++)); do
         [[ -e $FEDFAIR_DEPLOY_HOLD ]] || break
         sleep 0.25
