@@ -10,8 +10,9 @@ every message as JSON (``config["fedfair"]``), so the server's resolved config g
   and timings. Not the exact training row count; nothing else derived from a raw row leaves the node.
 - train (FedAvg, FairFed): local SGD from the received θ (θ⁰ = 0 when none is sent) on the local
   training split; the reply carries θ_k, the example count and the final local loss.
-- train (fedavg_fadm): the same on the training split plus FADM rows, generated at the first round
-  and kept in the node's ``context.state`` (and in ``cache_dir``, if set) for the later rounds.
+- train (fedavg_<kind>, e.g. fedavg_fadm, fedavg_fairdistill): the same on the training split plus the
+  rows of the stage-1 generator <kind>, generated at the first round and kept in the node's
+  ``context.state`` (and in ``cache_dir``, if set) for the later rounds.
 - query ``fairfed_groups`` (FairFed, once): the training split's row counts by (s, y).
 - query ``fairfed_stats`` (FairFed, each round): accuracy, local metric F_k and share m_k of the
   received θ on the training split (``fedfair.fairfed.local_stats``).
@@ -89,15 +90,15 @@ def _theta(msg: Message, table: Table) -> np.ndarray:
 
 
 def _augmented(exp: pipeline.Experiment, pid: int, context: Context) -> tuple[Table, dict[str, float]]:
-    """fedavg_fadm: the training split plus this node's FADM rows, made at its first round and kept
-    in ``context.state`` (one per run and node); with the generator's seconds and row count."""
+    """fedavg_<kind>: the training split plus this node's generated rows, made at its first round and
+    kept in ``context.state`` (one per run and node); with the generator's seconds and row count."""
     local_train, _ = _tables(exp, pid)
     state = context.state
-    if "fadm" not in state:
+    if "generated" not in state:
         rows, seconds = pipeline.augmentation(exp, _dataset(exp), local_train, pid)
-        state["fadm"] = ArrayRecord({"x": Array(rows.x), "s": Array(rows.s), "y": Array(rows.y)})
-        state["fadm_meta"] = ConfigRecord({"seconds": seconds})
-    kept, meta = state["fadm"], state["fadm_meta"]
+        state["generated"] = ArrayRecord({"x": Array(rows.x), "s": Array(rows.s), "y": Array(rows.y)})
+        state["generated_meta"] = ConfigRecord({"seconds": seconds})
+    kept, meta = state["generated"], state["generated_meta"]
     rows = Table(kept["x"].numpy(), kept["s"].numpy(), kept["y"].numpy(), local_train.feature_names)
     info = {"stage1_s": float(meta["seconds"]), "n_synthetic": len(rows)}
     return Table.concat([local_train, rows]), info
@@ -105,7 +106,7 @@ def _augmented(exp: pipeline.Experiment, pid: int, context: Context) -> tuple[Ta
 
 def _local_update(exp: pipeline.Experiment, pid: int, msg: Message, context: Context) -> Message:
     info: dict[str, float] = {}
-    if exp.strategy == "fedavg_fadm":
+    if exp.augment is not None:
         local_train, info = _augmented(exp, pid, context)
     else:
         local_train, _ = _tables(exp, pid)

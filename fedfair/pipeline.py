@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from fedfair import bilevel, fadm, fairfed, local, metrics, model
+from fedfair import bilevel, fadm, fairdistill, fairfed, generators, local, metrics, model
 from fedfair.audit import audit
 from fedfair.data import Dataset, load_dataset
 from fedfair.errors import FedFairError
@@ -29,7 +29,9 @@ from fedfair.stage2 import Stage2Config, privatize, upload_size
 from fedfair.table import Table
 
 
-STRATEGIES = ("oneshot", "fedavg", "fairfed", "fedavg_fadm")
+# strategy=fedavg_<kind>: FedAvg on the clients' real rows plus the rows of a trained stage-1 generator
+AUGMENTED = {f"fedavg_{name}": name for name, g in generators.GENERATORS.items() if g.trained}
+STRATEGIES = ("oneshot", "fedavg", "fairfed", *AUGMENTED)
 
 _KINDS: dict[type, tuple[str, Any]] = {
     float: ("a number", (int, float)),
@@ -75,13 +77,16 @@ class Experiment:
         if self.strategy == "oneshot":
             self.stage1_config(0)
             self.stage2_config(0)
-        else:  # FedAvg and FairFed ignore stage1 and stage2; fedavg_fadm uses stage1 = fadm
+        else:  # FedAvg and FairFed ignore stage1 and stage2; fedavg_<kind> uses stage1 = <kind>
             self.rounds()
             self.local_config()
             if self.strategy == "fairfed":
                 self.fairfed_config()
-            if self.strategy == "fedavg_fadm" and not isinstance(self.stage1_config(0), fadm.FADMConfig):
-                raise FedFairError(f"strategy=fedavg_fadm needs stage1=fadm, got stage1={self.cfg['stage1']['name']}")
+            if self.augment is not None:
+                self.stage1_config(0)
+                if self.cfg["stage1"]["name"] != self.augment:
+                    raise FedFairError(f"strategy={self.strategy} needs stage1={self.augment}, "
+                                       f"got stage1={self.cfg['stage1']['name']}")
 
     @property
     def num_clients(self) -> int:
@@ -90,6 +95,17 @@ class Experiment:
     @property
     def strategy(self) -> str:
         return str(self.cfg["strategy"]["name"])
+
+    @property
+    def augment(self) -> str | None:
+        """The generator whose rows a FedAvg client adds to its training rows (``strategy=fedavg_<kind>``),
+        else None."""
+        return AUGMENTED.get(self.strategy)
+
+    @property
+    def generator(self) -> generators.Generator | None:
+        """The stage-1 generator named by ``stage1.name`` (None: ``none``, the real rows)."""
+        return generators.get(str(self.cfg["stage1"]["name"]))
 
     def rounds(self) -> int:
         """T: 1 for the one-shot method, ``strategy.rounds`` for the local-training strategies."""
@@ -101,7 +117,7 @@ class Experiment:
         return rounds
 
     def local_config(self) -> local.LocalConfig:
-        """Local training of FedAvg / FairFed / fedavg_fadm. Their strategy section holds its keys plus ``rounds``,
+        """Local training of FedAvg / FairFed / fedavg_<kind>. Their strategy section holds its keys plus ``rounds``,
         ``min_clients`` and, for FairFed, ``beta`` and ``metric``; any other key is an error."""
         server = {"rounds", "min_clients"}
         if self.strategy == "fairfed":
@@ -118,17 +134,17 @@ class Experiment:
         """A per-client seed derived from the run seed."""
         return int(np.random.SeedSequence([int(self.cfg["seed"]), partition_id]).generate_state(1)[0])
 
-    def stage1_config(self, partition_id: int) -> bilevel.Stage1Config | fadm.FADMConfig | None:
-        """The client's generator: the bilevel fair set, FADM, or none (the real rows)."""
-        section = self.cfg["stage1"]
-        if section["name"] == "none":
+    def stage1_config(
+        self, partition_id: int
+    ) -> bilevel.Stage1Config | fadm.FADMConfig | fairdistill.FairDistillConfig | None:
+        """The configuration of the client's generator (:mod:`fedfair.generators`), or None for
+        ``stage1=none`` (the real rows)."""
+        gen = self.generator
+        if gen is None:
             return None
-        kinds = {"bilevel": bilevel.Stage1Config, "fadm": fadm.FADMConfig}
-        if section["name"] not in kinds:
-            raise FedFairError(f"unknown stage1 '{section['name']}'; choose bilevel, fadm or none")
         return _build(
-            kinds[section["name"]],
-            section,
+            gen.config,
+            self.cfg["stage1"],
             "stage1",
             seed=self.client_seed(partition_id),
             progress=bool(self.cfg.get("progress", False)),
@@ -143,15 +159,11 @@ class Experiment:
         return load_dataset(self.cfg["dataset"]["name"], data_dir=self.cfg.get("data_dir"), **section)
 
     def check_dataset(self, dataset: Dataset) -> None:
-        """Settings that depend on the dataset: FADM's ``domain_column`` must be one of its
-        categorical or binary features."""
-        s1 = self.stage1_config(0) if self.strategy in ("oneshot", "fedavg_fadm") else None
-        if isinstance(s1, fadm.FADMConfig) and s1.domain_column is not None:
-            layout = fadm.Layout.from_schema(dataset.schema)
-            if layout.block(s1.domain_column).kind == "numeric":
-                raise FedFairError(
-                    f"stage1.domain_column '{s1.domain_column}' is numeric; use a categorical or binary feature"
-                )
+        """Settings of the generator that depend on the dataset (e.g. FADM's ``domain_column`` must be
+        one of its categorical or binary features)."""
+        gen = self.generator if self.strategy == "oneshot" or self.augment else None
+        if gen is not None:
+            gen.check(self.stage1_config(0), fadm.Layout.from_schema(dataset.schema))
 
     def client_tables(self, dataset: Dataset, partition_id: int) -> tuple[Table, Table]:
         """(train, test) of one client: the same partition on every node, from (dataset, seed)."""
@@ -222,36 +234,31 @@ def _cached(
 
 
 def generate(exp: Experiment, dataset: Dataset, train: Table, partition_id: int) -> tuple[Table, dict[str, Any]]:
-    """Stage 1's rows from the client's training rows (the bilevel fair set, FADM samples, or the
-    rows themselves) and its JSON info (``seconds``, and FADM's summary)."""
-    s1 = exp.stage1_config(partition_id)
+    """Stage 1's rows from the client's training rows (its generator's rows, or the rows themselves
+    for ``stage1=none``) and their JSON info (``seconds``, and the generator's summary)."""
+    gen, s1 = exp.generator, exp.stage1_config(partition_id)
     t0 = time.perf_counter()
     info: dict[str, Any] = {}
-    if isinstance(s1, fadm.FADMConfig):
-        rows, info = fadm.sample(_fadm_model(exp, dataset, train, partition_id, s1), train, s1)
+    if gen is None:
+        rows = train
     else:
-        rows = train if s1 is None else bilevel.synthesize(train, s1).table
+        rows, info = gen.sample(_model(exp, dataset, train, partition_id, gen, s1), train, s1)
     return rows, {"seconds": time.perf_counter() - t0, **info}
 
 
-def _fadm_model(
-    exp: Experiment, dataset: Dataset, train: Table, partition_id: int, cfg: fadm.FADMConfig
-) -> fadm.FADM:
-    """The client's trained FADM; with ``cache_dir`` set, trained once per training setting
-    (:func:`fedfair.fadm.training_key`), so a sweep over its sampling settings reuses it."""
+def _model(
+    exp: Experiment, dataset: Dataset, train: Table, partition_id: int, gen: generators.Generator, cfg: Any
+) -> Any:
+    """The client's fitted generator; with ``cache_dir`` set, a trained kind is fitted once per
+    training setting (its ``training_key``) and kept as ``<key>.<kind>.pt``, so a sweep over its
+    sampling settings reuses it."""
     layout = fadm.Layout.from_schema(dataset.schema)
     cache_dir = exp.cfg.get("cache_dir")
-    if not cache_dir:
-        return fadm.fit(train, layout, cfg)
-    key = {**_stage1_key(exp, partition_id), "stage1": fadm.training_key(cfg)}
-    path = _cache_path(cache_dir, {"fadm": key}, ".fadm.pt")
-    if path.exists():
-        return fadm.FADM.load(path, layout)
-    model = fadm.fit(train, layout, cfg)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    model.save(tmp)
-    os.replace(tmp, path)
-    return model
+    path = None
+    if cache_dir and gen.trained:
+        key = {**_stage1_key(exp, partition_id), "stage1": gen.training_key(cfg)}
+        path = _cache_path(cache_dir, {gen.name: key}, f".{gen.name}.pt")
+    return generators.fitted(gen, train, layout, cfg, path)
 
 
 def _stage1_key(exp: Experiment, partition_id: int) -> dict[str, Any]:
@@ -261,7 +268,7 @@ def _stage1_key(exp: Experiment, partition_id: int) -> dict[str, Any]:
 
 
 def augmentation(exp: Experiment, dataset: Dataset, train: Table, partition_id: int) -> tuple[Table, float]:
-    """``strategy=fedavg_fadm``: the FADM rows a client adds to its training rows (cached in
+    """``strategy=fedavg_<kind>``: the generated rows a client adds to its training rows (cached in
     ``cache_dir`` like stage 1) and the seconds they took to make."""
     with threadpool_limits(1):
         rows, info, _ = _cached(

@@ -5,6 +5,8 @@ T rounds. Train: every client runs local SGD on its real training rows from the 
 θ ← Σ_k (n_k / Σ_i n_i) θ_k, summed in partition order so that a run is reproducible bit for bit.
 Round 1 sends no θ: the clients start from θ⁰ = 0. Evaluate (every round): the clients report
 confusion counts of θ on their test rows, pooled exactly as in the one-shot method.
+``strategy=fedavg_<kind>`` is this strategy over clients that train on their real rows plus the rows of
+the stage-1 generator <kind> (``clients/client_app.py``); they also report its seconds and row count.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class FedAvg(MeteredFedAvg):
         losses = [float(r["train_loss"]) for r in records]
         for pid, size, share, loss, record in zip(pids, sizes, shares, losses, records):
             info = {"n_train": int(size), "train_loss": loss, "weight": float(share)}
-            # fedavg_fadm: the generator's time and the synthetic rows among the n_train
+            # fedavg_<kind>: the generator's time and the synthetic rows among the n_train
             info.update({k: record[k] for k in ("stage1_s", "n_synthetic") if k in record})
             self.client_info[pid] = info
         train_loss = float(np.dot(sizes, losses) / sizes.sum())  # on the pooled training rows

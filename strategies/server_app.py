@@ -37,7 +37,7 @@ def make_strategy(exp: Experiment) -> tuple[MeteredFedAvg, int]:
     min_clients = section.get("min_clients")
     if exp.strategy == "oneshot":
         return OneShot(exp.num_clients, float(section["lam_theta"]), min_clients), 1
-    if exp.strategy in ("fedavg", "fedavg_fadm"):  # fedavg_fadm: FedAvg on FADM-augmented clients
+    if exp.strategy == "fedavg" or exp.augment is not None:  # fedavg_<kind>: FedAvg on real + generated rows
         return FedAvg(exp.num_clients, min_clients), exp.rounds()
     timeout = float(exp.cfg["simulation"]["timeout"])
     return FairFed(exp.num_clients, exp.fairfed_config(), timeout, min_clients), exp.rounds()
