@@ -18,6 +18,13 @@ SPD / EOD (eq. 5) of the inner model. The covariance (eq. 4) is only a proxy: on
 every dataset"), while the gap is the quantity itself. Only ∇_θP changes, so the hypergradient below
 (one solve u = H⁻¹∇_θP) serves both kinds. ``rho`` weighs the covariance, ``gamma`` the gap.
 
+``prox`` adds (prox/(2N_s)) ‖x̂ − x̂₀‖² to P (gradient prox (x̂ − x̂₀)/N_s, outside the solve). The
+outer problem sees x̂ only through θ(x̂), so many sets give the same θ; Adam (which moves every entry
+by about ``lr`` whatever its gradient) wanders among them, and the server's fit on the UNION of such
+sets, ≈ (H₁ + H₂)⁻¹(H₁θ₁ + H₂θ₂), is neither client's fair model (on Adult: own |EOD| 0.03, union
+0.10). Anchoring x̂ to its start keeps each set's Hessian near the real one and the union fair. It
+is on by default for the gap penalties only (0 keeps the paper's covariance penalties unchanged).
+
 The hypergradient follows eq. 14–15 by implicit differentiation: with v = ∇_θ P and one linear solve
 u = H⁻¹v against the inner Hessian H, row i of ∇P is
 
@@ -56,7 +63,10 @@ PENALTIES: dict[str, tuple[str, ...]] = {
     "sp": ("sp",), "eo": ("eo",), "sp+eo": ("sp", "eo"), "sp_gap": (), "eo_gap": ()
 }
 GAPS: dict[str, str] = {"sp_gap": "sp", "eo_gap": "eo"}
-GAMMA = 100.0  # the default gap weight, chosen on Adult/COMPAS/Law School (docs/RESULTS.md)
+# Defaults of the gap penalties (``gamma`` / ``prox`` = None), chosen on Adult, 2 IID clients
+# (docs/RESULTS.md, "Stage 1 on every dataset"); the covariance penalties keep prox = 0, the paper's.
+GAMMA: dict[str, float] = {"sp_gap": 100.0, "eo_gap": 1000.0}
+PROX_GAP = 100.0
 RECORD_EVERY = 10
 
 
@@ -64,11 +74,13 @@ RECORD_EVERY = 10
 class Stage1Config:
     """Settings of Algorithm 1, lines 3–8. Defaults are the paper's (§4.1) but for ``lr`` (the paper
     does not give Adam's step size) and ``inner`` (the fast solver; ``"lbfgs"`` is the paper's).
-    ``gamma`` (the gap penalties' weight) and ``clip`` are ours (module docstring)."""
+    ``gamma`` (the gap penalties' weight), ``prox`` and ``clip`` are ours (module docstring); ``None``
+    means the penalty's default (:attr:`gap_weight`, :attr:`prox_weight`)."""
 
     penalty: Penalty = "sp"
     rho: float = 1000.0
-    gamma: float = GAMMA
+    gamma: float | None = None
+    prox: float | None = None
     clip: bool = False
     lam_x: float = 1e-4
     lam_theta: float = model.LAMBDA_THETA
@@ -85,8 +97,10 @@ class Stage1Config:
     def __post_init__(self) -> None:
         if self.penalty not in PENALTIES:
             raise FedFairError(f"unknown stage-1 penalty '{self.penalty}'; choose sp, eo, sp+eo, sp_gap or eo_gap")
-        if not self.gamma >= 0:
-            raise FedFairError(f"stage1.gamma must be >= 0, got {self.gamma}")
+        for key in ("gamma", "prox"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
+                raise FedFairError(f"stage1.{key} must be a number >= 0 or null, got {value!r}")
         if self.rho < 0 or self.lam_x < 0 or self.lam_theta <= 0:
             raise FedFairError("stage-1 rho and lam_x must be >= 0 and lam_theta > 0")
         if self.k_max < 0 or self.lr <= 0:
@@ -99,6 +113,16 @@ class Stage1Config:
             raise FedFairError(f"unknown inner solver '{self.inner}'; choose newton or lbfgs")
         if self.ns1 is not None and self.ns1 <= 0:
             raise FedFairError(f"stage-1 ns1 must be > 0, got {self.ns1}")
+
+    @property
+    def gap_weight(self) -> float:
+        """γ: ``gamma``, else the gap penalty's default (``GAMMA``; unused by the covariance penalties)."""
+        return float(self.gamma) if self.gamma is not None else GAMMA.get(self.penalty, 0.0)
+
+    @property
+    def prox_weight(self) -> float:
+        """``prox``, else ``PROX_GAP`` for the gap penalties and 0 for the covariance penalties."""
+        return float(self.prox) if self.prox is not None else (PROX_GAP if self.penalty in GAPS else 0.0)
 
 
 @dataclass
@@ -177,7 +201,8 @@ class _Problem:
         self.s_hat = s_hat.astype(np.float64)
         self.y_hat = y_hat.astype(np.float64)
         self.n_a = self.z_real.shape[1] - 1  # n = dim(a)
-        self.x = np.array(x0, dtype=np.float64)
+        self.x0 = np.array(x0, dtype=np.float64)
+        self.x = self.x0.copy()
         self.z = self.z_hat(self.x)
         self.theta: np.ndarray | None = None
 
@@ -208,9 +233,11 @@ class _Problem:
         """(P, ℓ(D, θ), the penalised quantities: covariance estimates c_kᵀθ, or the soft gap g)."""
         real_loss = model.loss(theta, self.z_real, self.y_real)
         value = self.terms * (real_loss + 0.5 * self.reg_x(x_hat) * float(np.vdot(x_hat, x_hat)))
+        if self.cfg.prox_weight:
+            value += 0.5 * self.cfg.prox_weight / len(x_hat) * float(np.sum((x_hat - self.x0) ** 2))
         if self.gap:
             gap = np.array([self.gap_weights @ expit(self.z_real @ theta)])
-            return value + 0.5 * self.cfg.gamma * float(gap @ gap), real_loss, gap
+            return value + 0.5 * self.cfg.gap_weight * float(gap @ gap), real_loss, gap
         cov = self.c @ theta
         return value + 0.5 * self.cfg.rho * float(cov @ cov), real_loss, cov
 
@@ -223,7 +250,7 @@ class _Problem:
         p = expit(self.z_real @ theta)
         residual = (p - (self.y_real + 1) / 2) / len(p)
         gap = self.gap_weights @ p
-        return self.z_real.T @ (residual + self.cfg.gamma * gap * self.gap_weights * p * (1.0 - p))
+        return self.z_real.T @ (residual + self.cfg.gap_weight * gap * self.gap_weights * p * (1.0 - p))
 
     def hypergradient(
         self,
@@ -244,6 +271,8 @@ class _Problem:
         grad = coef @ np.vstack([u[:d], theta[:d]])
         grad *= -1.0 / x_hat.shape[0]
         grad += self.terms * self.reg_x(x_hat) * x_hat
+        if self.cfg.prox_weight:
+            grad += self.cfg.prox_weight / len(x_hat) * (x_hat - self.x0)
         return grad
 
     def step_gradient(self) -> np.ndarray:

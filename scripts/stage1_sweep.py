@@ -11,6 +11,7 @@ top of ``conf/stage1/bilevel.yaml``:
     python scripts/stage1_sweep.py --dataset adult --partition dirichlet --alpha 0.1 --settings rho=0
     python scripts/stage1_sweep.py --table --out /tmp/issue15/adult.jsonl
     python scripts/stage1_sweep.py --proxy --dataset adult   # the penalties without the bilevel problem
+    python scripts/stage1_sweep.py --plot docs/figures/stage1_gap.png --inputs adult.jsonl compas.jsonl law.jsonl
 
 ``--proxy`` separates the proxy from the bilevel optimisation: it minimises stage 1's outer
 objective P over θ DIRECTLY (no synthetic set: the best any θ(x̂) could do) for client 0's real rows,
@@ -84,13 +85,21 @@ def one_run(args: argparse.Namespace, setting: str, seed: int) -> dict[str, Any]
     row.update({k: metrics.compute(server)[k] for k in REPORT})
     row["majority"] = float(max(np.mean(pooled.y == 1), np.mean(pooled.y == -1)))
     row["theta_norm"] = float(np.linalg.norm(theta))
-    own = []
+    keys = ("accuracy", "abs_spd", "abs_eod", "selection_rate")
+    own, thetas, sizes = [], [], []
     for table in uploads:
         if len(np.unique(table.y)) < 2:
             continue
-        m = metrics.evaluate(pooled.y, model.predict(t := model.fit(table), pooled), pooled.s, model.decision(t, pooled))
-        own.append({k: m[k] for k in ("accuracy", "abs_spd", "abs_eod", "selection_rate")})
+        thetas.append(t := model.fit(table))
+        sizes.append(len(table))
+        m = metrics.evaluate(pooled.y, model.predict(t, pooled), pooled.s, model.decision(t, pooled))
+        own.append({k: m[k] for k in keys})
     row["own"] = own
+    # the row-weighted average of the clients' own models: what the union's fit would be if it
+    # merged the models instead of the sets (a server-side alternative, measured, not the method)
+    avg = np.average(thetas, axis=0, weights=sizes)
+    m = metrics.evaluate(pooled.y, model.predict(avg, pooled), pooled.s, model.decision(avg, pooled))
+    row["avg"] = {k: m[k] for k in keys}
     row["clients"] = info
     return row
 
@@ -119,9 +128,21 @@ def proxy(args: argparse.Namespace, seed: int) -> list[dict[str, Any]]:
     return out
 
 
+def load(paths: list[Path]) -> list[dict[str, Any]]:
+    """The rows of JSON-lines files; a later row for the same (dataset, partition, alpha, setting,
+    seed) replaces an earlier one (a rerun from the cache adds columns)."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for path in paths:
+        for line in path.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                rows[(r["dataset"], r["partition"], r["alpha"], r["setting"], r["seed"])] = r
+    return list(rows.values())
+
+
 def summary(path: Path) -> str:
     """Mean (sd) over seeds per (dataset, partition, alpha, setting), in file order."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = load([path])
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["partition"], r["alpha"], r["setting"]), []).append(r)
@@ -145,6 +166,63 @@ def summary(path: Path) -> str:
     return "\n".join(out)
 
 
+def series(setting: str) -> tuple[str, float | None]:
+    """(the curve a setting belongs to in the plot, its swept value)."""
+    if setting == "none":
+        return "real rows (no stage 1)", None
+    cfg = stage1_section(setting)
+    if cfg["penalty"] in bilevel.GAPS:
+        return cfg["penalty"] + (" + clip" if cfg["clip"] else "") + " (γ)", float(cfg["gamma"])
+    return f"covariance {cfg['penalty']} (ρ)", float(cfg["rho"])
+
+
+def plot(inputs: list[Path], out: Path) -> None:
+    """Accuracy against |SPD| (top) and |EOD| (bottom) per dataset: mean ± sd over seeds, one line
+    per penalty swept over its weight, each point labelled with the weight."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in load(inputs) if r["partition"] == "iid"]
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    names = list(dict.fromkeys(series(r["setting"])[0] for r in rows))
+    style = dict(zip(names, ["*", "o", "s", "D", "^", "v"]))
+    fig, axes = plt.subplots(2, len(datasets), figsize=(4.6 * len(datasets), 7.2), squeeze=False)
+    for col, ds in enumerate(datasets):
+        for row_i, (key, label) in enumerate((("abs_spd", "|SPD|"), ("abs_eod", "|EOD|"))):
+            ax = axes[row_i][col]
+            for name in names:
+                groups: dict[float | None, list[dict[str, Any]]] = {}
+                for r in rows:
+                    if r["dataset"] == ds and series(r["setting"])[0] == name:
+                        groups.setdefault(series(r["setting"])[1], []).append(r)
+                if not groups:
+                    continue
+                pts = sorted(groups.items(), key=lambda kv: -1.0 if kv[0] is None else kv[0])
+                xs = [statistics.fmean(r[key] for r in rs) for _, rs in pts]
+                ys = [statistics.fmean(r["accuracy"] for r in rs) for _, rs in pts]
+                sd = lambda vals: statistics.stdev(vals) if len(vals) > 1 else 0.0
+                ax.errorbar(xs, ys, xerr=[sd([r[key] for r in rs]) for _, rs in pts],
+                            yerr=[sd([r["accuracy"] for r in rs]) for _, rs in pts], marker=style[name],
+                            linestyle="-" if len(pts) > 1 else "none", capsize=2, label=name, markersize=6)
+                for (value, _), x, y in zip(pts, xs, ys):
+                    if value is not None:
+                        ax.annotate(f"{value:g}", (x, y), fontsize=7, xytext=(4, -9), textcoords="offset points")
+            ax.set_xlim(left=0)
+            ax.set_xlabel(f"{label} (pooled test)")
+            ax.set_ylabel("accuracy")
+            ax.set_title(f"{ds}: accuracy vs {label}", fontsize=10)
+            ax.grid(alpha=0.3)
+    legend = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels())}
+    handles, labels = list(legend.values()), list(legend)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=9, frameon=False)
+    fig.suptitle("Stage 1, 2 IID clients, stage2=none: mean ± sd over seeds 0-2 (labels: ρ or γ)")
+    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="adult")
@@ -157,7 +235,12 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/issue15/cache"))
     parser.add_argument("--table", action="store_true", help="print the summary of --out and stop")
     parser.add_argument("--proxy", action="store_true", help="direct fits on real rows (see above) and stop")
+    parser.add_argument("--plot", type=Path, default=None, help="write the accuracy-fairness plot of --inputs")
+    parser.add_argument("--inputs", type=Path, nargs="*", default=[])
     args = parser.parse_args()
+    if args.plot:
+        plot(args.inputs, args.plot)
+        return 0
     if args.proxy:
         for seed in args.seeds:
             proxy(args, seed)
