@@ -170,24 +170,31 @@ def series(setting: str) -> tuple[str, float | None]:
     """(the curve a setting belongs to in the plot, its swept value)."""
     if setting == "none":
         return "real rows (no stage 1)", None
-    cfg = stage1_section(setting)
-    if cfg["penalty"] in bilevel.GAPS:
-        return cfg["penalty"] + (" + clip" if cfg["clip"] else "") + " (γ)", float(cfg["gamma"])
-    return f"covariance {cfg['penalty']} (ρ)", float(cfg["rho"])
+    section = {k: v for k, v in stage1_section(setting).items() if k != "name"}
+    cfg = bilevel.Stage1Config(**section)
+    if cfg.penalty in bilevel.GAPS:
+        extra = "".join([f", prox {cfg.prox_weight:g}", " + clip" if cfg.clip else ""])
+        return f"{cfg.penalty} (γ){extra}", cfg.gap_weight
+    return f"covariance {cfg.penalty}, the paper's (ρ)", cfg.rho
+
+
+PLOTTED = ("none", "rho=0", "rho=100", "rho=1000", "penalty=sp_gap,gamma=10,prox=0", "penalty=sp_gap,gamma=100,prox=0",
+           "penalty=eo_gap,gamma=100,prox=0", "penalty=eo_gap,gamma=1000,prox=0", "penalty=sp_gap,gamma=100,prox=100",
+           "penalty=eo_gap,gamma=100,prox=100", "penalty=eo_gap,gamma=1000,prox=100")
 
 
 def plot(inputs: list[Path], out: Path) -> None:
     """Accuracy against |SPD| (top) and |EOD| (bottom) per dataset: mean ± sd over seeds, one line
-    per penalty swept over its weight, each point labelled with the weight."""
+    per penalty swept over its weight, each point labelled with the weight (the settings ``PLOTTED``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in load(inputs) if r["partition"] == "iid"]
+    rows = [r for r in load(inputs) if r["partition"] == "iid" and r["setting"] in PLOTTED]
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     names = list(dict.fromkeys(series(r["setting"])[0] for r in rows))
-    style = dict(zip(names, ["*", "o", "s", "D", "^", "v"]))
+    style = dict(zip(names, ["*", "o", "P", "s", "D", "^", "v", "X"]))
     fig, axes = plt.subplots(2, len(datasets), figsize=(4.6 * len(datasets), 7.2), squeeze=False)
     for col, ds in enumerate(datasets):
         for row_i, (key, label) in enumerate((("abs_spd", "|SPD|"), ("abs_eod", "|EOD|"))):
@@ -205,7 +212,8 @@ def plot(inputs: list[Path], out: Path) -> None:
                 sd = lambda vals: statistics.stdev(vals) if len(vals) > 1 else 0.0
                 ax.errorbar(xs, ys, xerr=[sd([r[key] for r in rs]) for _, rs in pts],
                             yerr=[sd([r["accuracy"] for r in rs]) for _, rs in pts], marker=style[name],
-                            linestyle="-" if len(pts) > 1 else "none", capsize=2, label=name, markersize=6)
+                            linestyle="-" if len(pts) > 1 else "none", capsize=2, label=name, markersize=6,
+                            elinewidth=0.8, alpha=0.85)
                 for (value, _), x, y in zip(pts, xs, ys):
                     if value is not None:
                         ax.annotate(f"{value:g}", (x, y), fontsize=7, xytext=(4, -9), textcoords="offset points")
