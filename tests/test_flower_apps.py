@@ -28,8 +28,11 @@ def test_oneshot_results_match_the_library_computed_directly(tmp_path, base_over
     assert res["strategy"] == "oneshot" and res["num_clients"] == 2
     assert res["communication"]["rounds"] == 1
     assert res["communication"]["messages"] == 8  # train + evaluate, down and up, 2 clients
-    assert res["privacy"] == {"mechanism": "none", "epsilon": None, "delta": None,
-                              "per_client": res["privacy"]["per_client"]}
+    privacy = res["privacy"]
+    assert (privacy["mechanism"], privacy["epsilon"], privacy["delta"]) == ("none", None, None)
+    assert privacy["guarantee"] == "none: no differential privacy"
+    assert [a["n_upload"] for a in privacy["audit"]] == [c["n_upload"] for c in res["per_client"]]
+    assert res["sanity"]["constant_model"] is False and res["sanity"]["warnings"] == []
 
     # Recompute the whole pipeline with the library alone: same uploads, same θ, same pooled counts.
     exp = Experiment(cfg)
