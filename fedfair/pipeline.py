@@ -27,6 +27,7 @@ from fedfair.errors import FedFairError
 from fedfair.partition import client_data
 from fedfair.stage2 import Stage2Config, privatize, upload_size
 from fedfair.table import Table
+from fedfair.validate import check_clients, check_config
 
 
 # strategy=fedavg_<kind>: FedAvg on the clients' real rows plus the rows of a trained stage-1 generator
@@ -68,10 +69,7 @@ class Experiment:
         for key in ("dataset", "partition", "strategy", "stage1", "stage2", "num_clients", "seed"):
             if key not in cfg:
                 raise FedFairError(f"config is missing '{key}'")
-        if not isinstance(cfg["num_clients"], int) or cfg["num_clients"] < 1:
-            raise FedFairError(f"num_clients must be a positive integer, got {cfg['num_clients']!r}")
-        if self.cfg["partition"].get("method") == "dirichlet" and self.cfg["partition"]["alpha"] <= 0:
-            raise FedFairError("partition.alpha must be > 0")
+        check_config(cfg)
         if self.strategy not in STRATEGIES:
             raise FedFairError(f"unknown strategy '{self.strategy}'; choose one of: {', '.join(STRATEGIES)}")
         if self.strategy == "oneshot":
@@ -159,8 +157,10 @@ class Experiment:
         return load_dataset(self.cfg["dataset"]["name"], data_dir=self.cfg.get("data_dir"), **section)
 
     def check_dataset(self, dataset: Dataset) -> None:
-        """Settings of the generator that depend on the dataset (e.g. FADM's ``domain_column`` must be
-        one of its categorical or binary features)."""
+        """What depends on the dataset: every client gets enough rows (``fedfair.validate``), and the
+        generator's settings fit it (e.g. FADM's ``domain_column`` must be one of its categorical or
+        binary features)."""
+        check_clients(dataset, self.cfg)
         gen = self.generator if self.strategy == "oneshot" or self.augment else None
         if gen is not None:
             gen.check(self.stage1_config(0), fadm.Layout.from_schema(dataset.schema))
