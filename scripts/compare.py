@@ -1,6 +1,6 @@
 """One comparison table: one-shot (no DP with the paper's SP penalty or the gap penalties of issue 15,
-DP-CTGAN, FADM), FedAvg, FedAvg on FADM-augmented clients, FairFed and FairFed with local reweighing
-on the same dataset, partition and seeds, through the real CLI (``fedfair run -m``, Flower's
+DP-CTGAN, FADM, fair latent distillation), FedAvg, FedAvg on FADM- or fair-distillation-augmented
+clients, FairFed and FairFed with local reweighing on the same dataset, partition and seeds, through the real CLI (``fedfair run -m``, Flower's
 simulation engine).
 
 Writes ``comparison.csv`` (one row per method and parameter: mean and std over seeds),
@@ -37,8 +37,10 @@ METHODS: list[tuple[str, str, list[str]]] = [  # (label, swept parameter, overri
                                    "stage1.gamma=100,1000"]),
     ("one-shot, DP-CTGAN eps=3", "rho", ["strategy=oneshot", *DP_FAST, "stage1.rho=0,1000"]),
     ("one-shot, FADM", "lambda_z", ["strategy=oneshot", "stage1=fadm", "stage2=none", "stage1.lambda_z=0,1"]),
+    ("one-shot, fair distillation", "", ["strategy=oneshot", "stage1=fairdistill", "stage2=none"]),
     ("FedAvg", "", ["strategy=fedavg"]),
     ("FedAvg + FADM", "", ["strategy=fedavg_fadm"]),
+    ("FedAvg + fair distillation", "", ["strategy=fedavg_fairdistill"]),
     ("FairFed", "beta", ["strategy=fairfed", "strategy.beta=0.5,1,2"]),
     ("FairFed, metric=spd", "beta", ["strategy=fairfed", "strategy.metric=spd", "strategy.beta=0.5,1,2"]),
     # FairFed as its paper runs it: fairness-aware weights on top of local reweighing (beta=0: FedAvg + it)
