@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -37,19 +38,27 @@ from fedfair.errors import FedFairError
 from fedfair.table import Table
 
 app = ClientApp()
+log = logging.getLogger("flwr")
 Handler = Callable[[Message, Context], Message]
 BAD_INPUT = 2  # Flower's code for "the ClientApp raised an exception"
 
 
 def one_line_errors(handler: Handler) -> Handler:
-    """Reply to bad input (a FedFairError) with an error message naming the problem, not a traceback."""
+    """Reply to any failure with an error message of one line, ``partition <id>: <problem>``, so the
+    server can report which partition failed and why (bad input: the FedFairError's text; anything
+    else: the exception's type and first line). The traceback stays in this node's log."""
 
     @functools.wraps(handler)
     def wrapped(msg: Message, context: Context) -> Message:
         try:
             return handler(msg, context)
-        except FedFairError as exc:
-            return Message(Error(code=BAD_INPUT, reason=str(exc)), reply_to=msg)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one reported line
+            if not isinstance(exc, FedFairError):
+                log.exception("partition %s failed", context.node_config.get("partition-id", "?"))
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            problem = text if isinstance(exc, FedFairError) else f"{type(exc).__name__}: {text}".rstrip(": ")
+            pid = context.node_config.get("partition-id", "?")
+            return Message(Error(code=BAD_INPUT, reason=f"partition {pid}: {problem}"), reply_to=msg)
 
     return wrapped
 

@@ -95,6 +95,9 @@ def summary_table(results: dict[str, Any]) -> str:
             f"s=1 {_fmt(check['sel_rate_s1'])}); majority-class rate {_fmt(check['majority_rate'])}"
         )
         lines.extend(f"  WARNING: {w}" for w in check["warnings"])
+    failed = [c for c in results.get("clients", []) if c["status"] != "ok"]
+    lines.extend(f"  WARNING: client {c['partition_id']} {c['status']} (left out of the pooled metrics)"
+                 for c in failed)
     for c in results["per_client"]:
         timing = "  ".join(f"{k}={c[k]:.1f}" for k in ("stage1_s", "stage2_s") if k in c)
         cm = c["metrics"]

@@ -5,13 +5,15 @@
   the sum of ``count_bytes()`` over its records (the formula of Flower's ``message_size_mod``);
 - evaluation pooled from the clients' confusion counts (``fedfair.metrics.Counts``), never by
   averaging rates, with the per-client metrics kept for ``results.json``;
-- failure handling: a failed reply is logged with its reason; fewer than ``min_clients`` good
-  replies fail the run with a one-line message.
+- failure handling: a failed or missing reply is logged and recorded by partition id with its reason
+  (``failed``); a failed client gets no later message and is left out of the pooled metrics; fewer
+  than ``min_clients`` good replies fail the run with a one-line message.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +73,17 @@ class Evaluation:
     per_client: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
+def failure(msg: Message) -> tuple[int | None, str]:
+    """(partition id, one-line reason) of an error reply; the client app prefixes its reasons with
+    ``partition <id>:``, an error made by Flower (a node that died) names no partition."""
+    text = (msg.error.reason or "no reason given").strip()
+    lines = text.splitlines() or ["no reason given"]
+    match = re.match(r"partition (\d+): (.*)", lines[0])
+    if match:
+        return int(match.group(1)), match.group(2)
+    return None, lines[-1]
+
+
 class MeteredFedAvg(FedAvg):
     """FedAvg with metered messages and pooled evaluation (see the module docstring)."""
 
@@ -88,12 +101,36 @@ class MeteredFedAvg(FedAvg):
         self.min_clients = min_clients
         self.communication = Communication()
         self.evaluation = Evaluation()
+        self.failed: dict[int, str] = {}  # partition id → reason
+        self.failed_nodes: dict[int, str] = {}  # node id → reason (also those naming no partition)
+        self.node_partition: dict[int, int] = {}
+        self.sent_to: set[int] = set()
+
+    def live(self, msgs: Iterable[Message]) -> list[Message]:
+        """The messages not addressed to a node that failed before; remembers who was asked."""
+        msgs = [m for m in msgs if m.metadata.dst_node_id not in self.failed_nodes]
+        self.sent_to = {m.metadata.dst_node_id for m in msgs}
+        return msgs
+
+    def client_status(self) -> list[dict[str, Any]]:
+        """Each partition's status: ``ok`` or ``failed: <reason>`` (results.json ``clients``)."""
+        unnamed = [r for node, r in self.failed_nodes.items() if node not in self.node_partition]
+        out = []
+        for pid in range(self.num_clients):
+            if pid in self.failed:
+                status = f"failed: {self.failed[pid]}"
+            elif pid in self.evaluation.per_client:
+                status = "ok"
+            else:
+                status = f"failed: {unnamed[0] if unnamed else 'no reply'}"
+            out.append({"partition_id": pid, "status": status})
+        return out
 
     # -- metering --------------------------------------------------------------------------------
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        msgs = list(super().configure_train(server_round, arrays, config, grid))
+        msgs = self.live(super().configure_train(server_round, arrays, config, grid))
         self.communication.rounds = server_round
         self.communication.sent(msgs)
         return msgs
@@ -101,7 +138,7 @@ class MeteredFedAvg(FedAvg):
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        msgs = list(super().configure_evaluate(server_round, arrays, config, grid))
+        msgs = self.live(super().configure_evaluate(server_round, arrays, config, grid))
         self.communication.sent(msgs)
         return msgs
 
@@ -110,16 +147,28 @@ class MeteredFedAvg(FedAvg):
         replies = list(replies)
         self.communication.received(replies)
         good = [m for m in replies if not m.has_error()]
+        for msg in good:
+            self.node_partition[msg.metadata.src_node_id] = partition_id(msg)
         for msg in replies:
             if msg.has_error():
-                reason = (msg.error.reason or "no reason given").strip().splitlines()[-1]
-                log.warning("%s: node %d failed: %s", phase, msg.metadata.src_node_id, reason)
+                pid, reason = failure(msg)
+                self._fail(msg.metadata.src_node_id, pid, reason, phase)
+        answered = {m.metadata.src_node_id for m in replies}
+        for node in sorted(self.sent_to - answered):
+            self._fail(node, self.node_partition.get(node), "no reply within the round's timeout", phase)
         if len(good) < self.min_clients:
             raise FedFairError(
                 f"{phase}: only {len(good)} of {self.num_clients} clients answered "
                 f"(min_clients={self.min_clients}); see the log for their errors"
             )
         return good
+
+    def _fail(self, node: int, pid: int | None, reason: str, phase: str) -> None:
+        self.failed_nodes[node] = reason
+        if pid is not None:
+            self.failed[pid] = reason
+        who = f"partition {pid}" if pid is not None else f"node {node} (partition unknown)"
+        log.warning("%s: %s failed: %s", phase, who, reason)
 
     # -- evaluation ------------------------------------------------------------------------------
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:

@@ -49,7 +49,7 @@ class FairFed(FedAvg):
     def _query(self, action: str, content: RecordDict, grid: Grid, phase: str) -> list[Message]:
         """One metered exchange with every node; the good replies, in partition order."""
         nodes = grid.get_node_ids()
-        msgs = [Message(content, message_type=f"query.{action}", dst_node_id=node) for node in nodes]
+        msgs = self.live(Message(content, message_type=f"query.{action}", dst_node_id=node) for node in nodes)
         self.communication.sent(msgs)
         replies = grid.send_and_receive(msgs, timeout=self.timeout)
         return sorted(self.good_replies(replies, phase), key=partition_id)

@@ -84,6 +84,7 @@ def _results(exp: Experiment, strategy: MeteredFedAvg, total_s: float, overrides
         "config": exp.cfg,
         "metrics": strategy.evaluation.pooled,
         "per_client": per_client,
+        "clients": strategy.client_status(),
         "communication": strategy.communication.to_dict(),
         "privacy": privacy,
         "degenerate_upload": bool(getattr(strategy, "degenerate_upload", False)),

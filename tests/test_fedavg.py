@@ -106,7 +106,9 @@ def test_fedavg_learns_counts_rounds_and_measures_bytes(tmp_path):
     assert comm["bytes_down"] == k * (2 * t * config + (2 * t - 1) * theta_bytes)
     assert k * t * theta_bytes < comm["bytes_up"] < k * t * (theta_bytes + 2_000)
 
-    assert res["privacy"] == {"mechanism": "none", "epsilon": None, "delta": None, "per_client": []}
+    assert res["privacy"] == {"mechanism": "none", "epsilon": None, "delta": None, "guarantee": None,
+                              "per_client": [], "audit": []}
+    assert res["clients"] == [{"partition_id": pid, "status": "ok"} for pid in range(k)]
     assert [c["n_train"] for c in res["per_client"]] == sizes.astype(int).tolist()
     assert not any("n_upload" in c or "privacy" in c for c in res["per_client"])
 

@@ -55,13 +55,40 @@ def test_oneshot_results_match_the_library_computed_directly(tmp_path, base_over
     assert [c["n_upload"] for c in res["per_client"]] == [len(u) for u in uploads]
 
 
-def test_a_failing_client_is_logged_and_the_run_needs_min_clients(tmp_path, base_overrides, caplog):
+def test_a_failing_client_is_reported_by_partition_and_the_run_needs_min_clients(
+    tmp_path, base_overrides, caplog, monkeypatch
+):
+    import clients.client_app as client_module
+
+    real = client_module.pipeline.make_upload
+
+    def fails_on_partition_1(exp, dataset, train, pid, **kwargs):
+        if pid == 1:
+            raise RuntimeError("disk on fire")
+        return real(exp, dataset, train, pid, **kwargs)
+
+    monkeypatch.setattr(client_module.pipeline, "make_upload", fails_on_partition_1)
     with pytest.raises(FedFairError, match="only 1 of 2 clients answered"):
-        _run(tmp_path / "a", base_overrides, failing={1: "disk on fire"})
-    assert "disk on fire" in caplog.text
+        _run(tmp_path / "a", base_overrides)
+    assert "upload: partition 1 failed: RuntimeError: disk on fire" in caplog.text
     assert not (tmp_path / "a" / "results.json").exists()
-    _, res = _run(tmp_path / "b", [*base_overrides, "strategy.min_clients=1"], failing={1: "disk on fire"})
-    assert [c["partition_id"] for c in res["per_client"]] == [0]
+    _, res = _run(tmp_path / "b", [*base_overrides, "strategy.min_clients=1"])
+    assert res["clients"] == [{"partition_id": 0, "status": "ok"},
+                              {"partition_id": 1, "status": "failed: RuntimeError: disk on fire"}]
+    assert [c["partition_id"] for c in res["per_client"]] == [0]  # no evaluation of the failed client
+    assert res["metrics"]["n"] == res["per_client"][0]["metrics"]["n"]
+    assert res["communication"]["messages"] == 2 + 2 + 1 + 1  # train down/up, evaluate to 0 only
+    from fedfair.results import summary_table
+
+    assert ("WARNING: client 1 failed: RuntimeError: disk on fire (left out of the pooled metrics)"
+            in summary_table(res))
+
+
+def test_a_node_that_dies_is_reported_without_its_partition(tmp_path, base_overrides):
+    """An error made by Flower itself (the node process died) names no partition."""
+    _, res = _run(tmp_path, [*base_overrides, "strategy.min_clients=1"], failing={1: "node lost"})
+    assert res["clients"][1] == {"partition_id": 1, "status": "failed: node lost"}
+    assert res["clients"][0]["status"] == "ok"
 
 
 def test_bad_client_input_comes_back_as_a_one_line_reason(tmp_path, base_overrides, caplog):
