@@ -146,5 +146,6 @@ def fitted(gen: Generator, table: Table, layout: Layout, cfg: Any, path: Path | 
     model = gen.fit(table, layout, cfg)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     model.save(tmp)
+    tmp.chmod(0o600)  # owner-only, like every cache file
     os.replace(tmp, path)
     return model

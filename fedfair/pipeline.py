@@ -8,6 +8,7 @@ of local training (``fedfair.local``, ``fedfair.fairfed``). The Flower adapters 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ from fedfair.validate import check_clients, check_config
 
 # strategy=fedavg_<kind>: FedAvg on the clients' real rows plus the rows of a trained stage-1 generator
 AUGMENTED = {f"fedavg_{name}": name for name, g in generators.GENERATORS.items() if g.trained}
+CACHE_FORMAT = 2  # bump when what a cache file holds changes shape
 STRATEGIES = ("oneshot", "fedavg", "fairfed", *AUGMENTED)
 
 _KINDS: dict[type, tuple[str, Any]] = {
@@ -207,11 +209,27 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def code_version() -> str:
+    """A digest of the library's source (every ``fedfair/**/*.py``) and the cache format: part of
+    every cache key, so that a changed line of code never reuses an output of the old code."""
+    digest = hashlib.sha256(f"format {CACHE_FORMAT}".encode())
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _cache_path(cache_dir: str, key: dict[str, Any], suffix: str) -> Path:
-    """``<cache_dir>/<sha256(key)><suffix>`` (the directory is created)."""
-    digest = hashlib.sha256(json.dumps(_canonical(key), sort_keys=True).encode()).hexdigest()[:24]
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    return Path(cache_dir) / f"{digest}{suffix}"
+    """``<cache_dir>/<sha256(key, code version)><suffix>``. The directory is created owner-only
+    (0700): it holds stage-1 tables, which are not private (docs/PRIVACY.md)."""
+    versioned = {"key": key, "code": code_version()}
+    digest = hashlib.sha256(json.dumps(_canonical(versioned), sort_keys=True).encode()).hexdigest()[:24]
+    root = Path(cache_dir)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    root.chmod(0o700)
+    return root / f"{digest}{suffix}"
 
 
 def _cached(
@@ -229,6 +247,7 @@ def _cached(
     table, info = compute()
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(tmp, rows=table.to_array(), columns=np.array(table.columns), info=json.dumps(info))
+    tmp.chmod(0o600)
     os.replace(tmp, path)
     return table, info, False
 
@@ -340,18 +359,22 @@ def make_upload(
 def server_fit(tables: list[Table], lam_theta: float) -> tuple[np.ndarray, bool]:
     """θ on the union of the uploads (eq. 16). If every uploaded row has one label (DP-CTGAN at a
     small ε can collapse so), no classifier can be fitted: return the constant classifier that
-    predicts that label and ``True`` (the run records ``degenerate_upload``)."""
+    predicts that label and ``True`` (the run records ``degenerate_upload``). One BLAS thread, so
+    that the same uploads give the same θ to the last bit."""
     union = Table.concat(tables)
     if len(union) and np.all(union.y == union.y[0]):
         theta = np.zeros(len(union.feature_names) + 2)
         theta[-1] = float(union.y[0])
         return theta, True
-    return model.fit(union, lam_theta), False
+    with threadpool_limits(1):
+        return model.fit(union, lam_theta), False
 
 
 def evaluate(theta: np.ndarray, test: Table) -> metrics.Counts:
-    """The counts a client reports so that the server can pool metrics exactly."""
-    return metrics.counts(test.y, model.predict(theta, test), test.s, model.decision(theta, test))
+    """The counts a client reports so that the server can pool metrics exactly (one BLAS thread:
+    reproducible to the last bit)."""
+    with threadpool_limits(1):
+        return metrics.counts(test.y, model.predict(theta, test), test.s, model.decision(theta, test))
 
 
 def local_update(

@@ -18,10 +18,14 @@ SUMMARY_KEYS = ("accuracy", "abs_spd", "abs_eod", "cov_sp", "cov_eo", "dpr", "eo
 CONSTANT_RATE = 0.985
 
 
-def sanity(metrics: dict[str, Any], majority_rate: float | None, single_label: list[int]) -> dict[str, Any]:
+def sanity(
+    metrics: dict[str, Any], majority_rate: float | None, single_label: list[int],
+    copies: dict[int, int] | None = None,
+) -> dict[str, Any]:
     """The checks to read before a fairness number: the server model's selection rate (overall and
     per group) beside the majority-class rate, whether the model is (nearly) constant, which clients
-    uploaded a single-label table, and one warning line for each problem."""
+    uploaded a single-label table, which uploaded rows identical to their training rows (``copies``:
+    partition → count, from the privacy audit), and one warning line for each problem."""
     sel = metrics.get("selection_rate")
     constant = sel is None or not (1 - CONSTANT_RATE) < sel < CONSTANT_RATE
     warnings = []
@@ -35,6 +39,10 @@ def sanity(metrics: dict[str, Any], majority_rate: float | None, single_label: l
             f"client(s) {', '.join(map(str, single_label))} uploaded rows of a single label: "
             "their tables carry no decision boundary"
         )
+    raw = {pid: n for pid, n in sorted((copies or {}).items()) if n}
+    if raw:
+        listed = ", ".join(f"client {pid}: {n}" for pid, n in raw.items())
+        warnings.append(f"uploads contain rows identical to training rows ({listed}): raw rows left the client")
     return {
         "selection_rate": sel,
         "sel_rate_s0": metrics.get("sel_rate_s0"),
@@ -42,6 +50,7 @@ def sanity(metrics: dict[str, Any], majority_rate: float | None, single_label: l
         "majority_rate": majority_rate,
         "constant_model": constant,
         "single_label_uploads": single_label,
+        "raw_row_uploads": raw,
         "warnings": warnings,
     }
 

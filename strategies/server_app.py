@@ -88,7 +88,8 @@ def _results(exp: Experiment, strategy: MeteredFedAvg, total_s: float, overrides
         "communication": strategy.communication.to_dict(),
         "privacy": privacy,
         "degenerate_upload": bool(getattr(strategy, "degenerate_upload", False)),
-        "sanity": sanity(strategy.evaluation.pooled, None if positive is None else max(positive, 1 - positive), single),
+        "sanity": sanity(strategy.evaluation.pooled, None if positive is None else max(positive, 1 - positive), single,
+                         {pid: u["audit"]["exact_matches"] for pid, u in uploads.items() if u.get("audit")}),
         "timings": {
             "total_s": total_s,
             "stage1_s": [c.get("stage1_s") for c in per_client],
@@ -131,8 +132,15 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     """Entry point for ``flwr run`` and deployment: config from ``conf/`` + run-config overrides."""
     overrides = shlex.split(str(context.run_config.get("overrides", "")))
-    cfg = compose_config(overrides)
-    out = str(context.run_config.get("output-dir", "")) or str(
-        Path.cwd() / "outputs" / "flwr" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    )
-    run_experiment(grid, cfg, Path(out), overrides)
+    try:
+        cfg = compose_config(overrides)
+        if cfg["stage2"].get("noise_seed") is not None:
+            raise FedFairError("stage2.noise_seed is for reproducible simulations; a deployment's DP noise "
+                               "is never seeded (remove it)")
+        out = str(context.run_config.get("output-dir", "")) or str(
+            Path.cwd() / "outputs" / "flwr" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        )
+        run_experiment(grid, cfg, Path(out), overrides)
+    except FedFairError as exc:  # one line in the run's log, not a traceback
+        log.error("error: %s", exc)
+        raise SystemExit(2) from None

@@ -82,3 +82,17 @@ def test_dp_first_releases_once_for_every_stage1_setting_and_states_its_guarante
     assert a.audit is not None and 0 <= a.audit["mia_auc"] <= 1 and b.audit is None
     after = pipeline.Experiment(compose_config([*common[:-1], "stage2.order=after"]))
     assert pipeline.make_upload(after, data, train, 0).privacy["guarantee"].startswith("the stage-1 table only")
+
+
+def test_cache_is_owner_only_and_keyed_by_the_code(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    exp = pipeline.Experiment(compose_config([*SMALL, "stage2=none", f"cache_dir={cache}"]))
+    data = exp.load()
+    train, _ = exp.client_tables(data, 0)
+    pipeline.make_upload(exp, data, train, 0)
+    assert cache.stat().st_mode & 0o777 == 0o700
+    files = list(cache.iterdir())
+    assert files and all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+    assert pipeline.make_upload(exp, data, train, 0).cached
+    monkeypatch.setattr(pipeline, "code_version", lambda: "another version of the code")
+    assert not pipeline.make_upload(exp, data, train, 0).cached  # a code change never reuses old outputs

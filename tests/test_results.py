@@ -48,3 +48,10 @@ def test_flat_row_carries_the_checks() -> None:
     row = flat_row(results(0.9998, []), ["stage2=gaussian"])
     assert row["constant_model"] is True and row["majority_rate"] == 0.8897
     assert row["selection_rate"] == 0.9998 and row["mia_auc"] == 0.51
+
+
+def test_raw_rows_in_an_upload_always_reach_the_summary() -> None:
+    check = sanity({"selection_rate": 0.9}, 0.89, [], {0: 0, 1: 1})
+    assert check["raw_row_uploads"] == {1: 1}
+    assert check["warnings"] == [
+        "uploads contain rows identical to training rows (client 1: 1): raw rows left the client"]
