@@ -1,10 +1,12 @@
-"""One comparison table: one-shot (no DP with the paper's SP penalty or the gap penalties of issue 15,
-DP-CTGAN, FADM, fair latent distillation), FedAvg, FedAvg on FADM- or fair-distillation-augmented
-clients, FairFed and FairFed with local reweighing on the same dataset, partition and seeds, through the real CLI (``fedfair run -m``, Flower's
-simulation engine).
+"""One comparison table: one-shot (no DP with the paper's SP penalty or the gap penalties of issue 15;
+the Gaussian stage 2 DP first and after stage 1; DP-CTGAN; FADM; fair latent distillation), FedAvg,
+FedAvg on FADM- or fair-distillation-augmented clients, FairFed and FairFed with local reweighing on
+the same dataset, partition and seeds, through the real CLI (``fedfair run -m``, Flower's simulation
+engine).
 
 Writes ``comparison.csv`` (one row per method and parameter: mean and std over seeds),
-``comparison.md`` (accuracy, |SPD|, |EOD|, DPR, EOR, rounds, bytes up/down, wall time) and
+``comparison.md`` (accuracy, |SPD|, |EOD|, DPR, EOR, selection rate, rounds, bytes up/down, wall
+time; a cell whose server model was (nearly) constant in some seeds is marked † k/n) and
 ``pareto.png`` (accuracy against |SPD| and against |EOD|: one marker per method, one line per ρ or
 β / γ sweep). Communication columns are measured from the messages, not computed from formulas.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import statistics
@@ -35,6 +38,10 @@ METHODS: list[tuple[str, str, list[str]]] = [  # (label, swept parameter, overri
                                    "stage1.gamma=10,100"]),
     ("one-shot, eo_gap", "gamma", ["strategy=oneshot", "stage2=none", "stage1.penalty=eo_gap",
                                    "stage1.gamma=100,1000"]),
+    ("one-shot, gaussian DP first eps=3", "rho", ["strategy=oneshot", "stage2=gaussian", "stage2.order=before",
+                                                  "stage1.rho=0,100,1000"]),
+    ("one-shot, gaussian after stage 1 eps=3", "rho", ["strategy=oneshot", "stage2=gaussian",
+                                                       "stage2.order=after", "stage1.rho=0,100,1000"]),
     ("one-shot, DP-CTGAN eps=3", "rho", ["strategy=oneshot", *DP_FAST, "stage1.rho=0,1000"]),
     ("one-shot, FADM", "lambda_z", ["strategy=oneshot", "stage1=fadm", "stage2=none", "stage1.lambda_z=0,1"]),
     ("one-shot, fair distillation", "", ["strategy=oneshot", "stage1=fairdistill", "stage2=none"]),
@@ -76,7 +83,9 @@ def collect(sweep: Path, label: str, param: str) -> list[dict[str, Any]]:
                  "lambda_z": cfg["stage1"].get("lambda_z"), "gamma": cfg["stage1"].get("gamma")}
         value = swept.get(param, "")
         row = {"method": label, "param": param, "value": value, "seed": res["seed"]}
-        row.update({k: res["metrics"].get(k) for k in COLUMNS})
+        row.update({k: res["metrics"].get(k) for k in (*COLUMNS, "selection_rate")})
+        # a (nearly) constant server model: its fairness numbers are meaningless (marked in the table)
+        row["constant"] = res.get("sanity", {}).get("constant_model", res["metrics"].get("selection_rate") in (0.0, 1.0))
         row.update({k: res["communication"][k] for k in ("rounds", "bytes_up", "bytes_down")})
         row["wall_s"] = res["timings"]["total_s"]
         rows.append(row)
@@ -91,7 +100,8 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for (method, value), rs in groups.items():
         s: dict[str, Any] = {"method": method, "param": rs[0]["param"], "value": value, "seeds": len(rs)}
-        for k in (*COLUMNS, "rounds", "bytes_up", "bytes_down", "wall_s"):
+        s["constant_runs"] = sum(bool(r["constant"]) for r in rs)
+        for k in (*COLUMNS, "selection_rate", "rounds", "bytes_up", "bytes_down", "wall_s"):
             vals = [r[k] for r in rs if r[k] is not None]
             s[k] = statistics.fmean(vals) if vals else None
             s[f"{k}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
@@ -105,16 +115,19 @@ def markdown(summary: list[dict[str, Any]], title: str) -> str:
             return "n/a"
         return f"{s[k]:.{digits}f} ± {s[k + '_std']:.{digits}f}" if s["seeds"] > 1 else f"{s[k]:.{digits}f}"
 
-    lines = [f"## {title}", "", "| method | param | accuracy | abs SPD | abs EOD | DPR | EOR | rounds | "
-             "bytes up | bytes down | wall s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"## {title}", "", "| method | param | accuracy | abs SPD | abs EOD | DPR | EOR | selection | "
+             "rounds | bytes up | bytes down | wall s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         param = f"{s['param']}={s['value']}" if s["param"] else ""
+        mark = f" † {s['constant_runs']}/{s['seeds']}" if s.get("constant_runs") else ""
         lines.append(
-            f"| {s['method']} | {param} | {pm(s, 'accuracy')} | {pm(s, 'abs_spd')} | {pm(s, 'abs_eod')} | "
-            f"{pm(s, 'dpr', 3)} | {pm(s, 'eor', 3)} | {s['rounds']:.0f} | {s['bytes_up']:,.0f} | "
-            f"{s['bytes_down']:,.0f} | {s['wall_s']:.0f} |"
+            f"| {s['method']} | {param} | {pm(s, 'accuracy')} | {pm(s, 'abs_spd')}{mark} | {pm(s, 'abs_eod')}{mark} | "
+            f"{pm(s, 'dpr', 3)} | {pm(s, 'eor', 3)} | {pm(s, 'selection_rate', 3)} | {s['rounds']:.0f} | "
+            f"{s['bytes_up']:,.0f} | {s['bytes_down']:,.0f} | {s['wall_s']:.0f} |"
         )
-    lines.append(f"\nmean ± std over seeds ({max(s['seeds'] for s in summary)} at most).")
+    lines.append(f"\nmean ± std over seeds ({max(s['seeds'] for s in summary)} at most). † k/n: in k of the n "
+                 "runs the server model (nearly) predicted one class (selection rate ≥ 0.985 or ≤ 0.015), so "
+                 "its fairness numbers are meaningless.")
     return "\n".join(lines) + "\n"
 
 
@@ -124,7 +137,7 @@ def pareto(summary: list[dict[str, Any]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    markers = dict(zip([m[0] for m in METHODS], "oXhsPD*^<v"))
+    markers = dict(zip([m[0] for m in METHODS], itertools.cycle("oXhsPD*^<v>p8H")))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, key, name in zip(axes, ("abs_spd", "abs_eod"), ("|SPD|", "|EOD|")):
         for method, _, _ in METHODS:

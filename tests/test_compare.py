@@ -15,12 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "compare.py"
 
 
-def _result(path: Path, seed: int, accuracy: float, abs_eod: float, beta: float | None = None) -> None:
+def _result(path: Path, seed: int, accuracy: float, abs_eod: float, beta: float | None = None,
+            selection: float = 0.5) -> None:
     path.mkdir(parents=True)
     res = {
         "seed": seed,
         "config": {"stage1": {"rho": 1000.0}, "strategy": {"beta": beta} if beta is not None else {}},
-        "metrics": {"accuracy": accuracy, "abs_spd": 0.1, "abs_eod": abs_eod, "dpr": 0.8, "eor": None},
+        "metrics": {"accuracy": accuracy, "abs_spd": 0.1, "abs_eod": abs_eod, "dpr": 0.8, "eor": None,
+                    "selection_rate": selection},
+        "sanity": {"constant_model": not 0.015 < selection < 0.985},
         "communication": {"rounds": 20, "bytes_up": 1000 + seed, "bytes_down": 5000},
         "timings": {"total_s": 10.0 + seed},
     }
@@ -79,3 +82,13 @@ def test_gap_penalty_rows_are_swept_over_gamma(tmp_path):
     assert [(r["param"], r["value"]) for r in rows] == [("gamma", "10.0"), ("gamma", "100.0")]
     assert float(rows[0]["accuracy"]) == pytest.approx(0.835)
     assert "| one-shot, sp_gap | gamma=100.0 |" in (tmp_path / "comparison.md").read_text()
+
+
+def test_a_constant_model_is_marked_in_the_table(tmp_path):
+    _result(tmp_path / "FedAvg" / "seed0" / "0", 0, 0.89, 0.0, selection=0.9998)
+    _result(tmp_path / "FedAvg" / "seed1" / "0", 1, 0.88, 0.05, selection=0.95)
+    assert _aggregate(tmp_path, "FedAvg").returncode == 0
+    row = next(csv.DictReader(open(tmp_path / "comparison.csv")))
+    assert row["constant_runs"] == "1" and float(row["selection_rate"]) == pytest.approx(0.9749)
+    md = (tmp_path / "comparison.md").read_text()
+    assert "0.0250 ± 0.0354 † 1/2" in md and "so its fairness numbers are meaningless" in md
