@@ -39,6 +39,12 @@ def sanity(
             f"client(s) {', '.join(map(str, single_label))} uploaded rows of a single label: "
             "their tables carry no decision boundary"
         )
+    accuracy = metrics.get("accuracy")
+    if not constant and accuracy is not None and majority_rate is not None and accuracy < majority_rate:
+        warnings.append(
+            f"the model is less accurate ({accuracy:.4f}) than always predicting the majority class "
+            f"({majority_rate:.4f})"
+        )
     raw = {pid: n for pid, n in sorted((copies or {}).items()) if n}
     if raw:
         listed = ", ".join(f"client {pid}: {n}" for pid, n in raw.items())

@@ -55,3 +55,10 @@ def test_raw_rows_in_an_upload_always_reach_the_summary() -> None:
     assert check["raw_row_uploads"] == {1: 1}
     assert check["warnings"] == [
         "uploads contain rows identical to training rows (client 1: 1): raw rows left the client"]
+
+
+def test_a_model_below_the_majority_rate_is_warned_about() -> None:
+    check = sanity({"selection_rate": 0.27, "accuracy": 0.7238}, 0.7521, [])
+    assert check["warnings"] == [
+        "the model is less accurate (0.7238) than always predicting the majority class (0.7521)"]
+    assert sanity({"selection_rate": 0.2, "accuracy": 0.84}, 0.7521, [])["warnings"] == []
