@@ -159,6 +159,7 @@ def figure(rows: list[dict[str, Any]], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     datasets = sorted({r["dataset"] for r in rows})
     fig, axes = plt.subplots(2, len(datasets), figsize=(5.5 * len(datasets), 7), squeeze=False)
@@ -183,7 +184,9 @@ def figure(rows: list[dict[str, Any]], path: Path) -> Path:
                     if bad:
                         ax.scatter(*zip(*bad), marker="x", s=90, color="black", zorder=5)
             ax.set_xscale("log")
+            ax.set_xlim(0.4, 10)
             ax.set_xticks(list(EPSILONS), [f"{e:g}" for e in EPSILONS])
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("ε (δ = 1e-5)")
             ax.set_ylabel("accuracy" if metric == "accuracy" else "abs SPD")
             if metric == "abs_spd":
@@ -193,8 +196,11 @@ def figure(rows: list[dict[str, Any]], path: Path) -> Path:
                            next(r["majority_rate"] for r in rows if r["dataset"] == dataset),
                            color="grey", lw=0.8, ls=":", label="majority class")
             ax.set_title(f"{dataset}: {'accuracy' if metric == 'accuracy' else 'abs SPD'} (× = constant model)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    legend: dict[str, Any] = {}
+    for ax in axes.ravel():  # every label once, from whichever panel has it
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
