@@ -6,15 +6,17 @@ Generation RE-ENCODES real rows, as §4.3 says; it does not sample the prior. Fo
 
 1. source rows: a seeded draw stratified by y (``labels=match``: the training class balance;
    ``balanced``: halves), each class's rows taken in a random order, cycling when more are needed;
-2. z' ~ q'(z | x, s) of the student (``distill=False``: the teacher's z, the "no distillation" ablation);
+2. z' ~ q'(z | x, c) of the student (``distill=False``: the teacher's z, the "no distillation" ablation),
+   c = the row's s, and its y with ``condition_y`` (networks module);
 3. the decoding s̃ is drawn independently of everything, Bernoulli(the client's share of s = 1)
    (``s_decode=random``; the paper names no s for decoding, and this is FADM's convention in fedfair), or
    is each source row's own s (``s_decode=own``, the ablation that keeps the bias). A generated row
    carries s̃ as its sensitive attribute, since it was decoded as a member of that group;
-4. x̃ ~ p_θ(x | z', s̃): a category from the softmax of each one-hot group, a Bernoulli bit per binary
-   feature, mean + σ_num ε clipped to [0, 1] per numeric one (``decode=mode``: the argmax, the 0.5
-   threshold and the clipped mean instead);
-5. ỹ = the source row's y: FairDisCo does not model y and the paper is silent.
+4. x̃ ~ p_θ(x | z', c̃), c̃ = s̃ (and the source row's y with ``condition_y``): a category from the
+   softmax of each one-hot group, a Bernoulli bit per binary feature, mean + σ_num ε clipped to [0, 1]
+   per numeric one (``decode=mode``: the argmax, the 0.5 threshold and the clipped mean instead);
+5. ỹ = the source row's y: FairDisCo does not model y and the paper is silent. With ``condition_y``
+   the row is decoded as a member of class ỹ, so its features agree with its label.
 
 So without stage 2 each generated row is a noisy re-encoding of one real row with its true label: no
 privacy of its own (see docs/PRIVACY.md's stage-2 argument).
@@ -34,7 +36,7 @@ import torch
 from fedfair.errors import FedFairError
 from fedfair.fadm.layout import Layout
 from fedfair.fairdistill.losses import DISTILL_LOSSES
-from fedfair.fairdistill.networks import Decoder, Encoder, reparametrise
+from fedfair.fairdistill.networks import Decoder, Encoder, condition, reparametrise
 from fedfair.fairdistill.training import Rows, train_student, train_teacher
 from fedfair.table import Table
 
@@ -49,7 +51,7 @@ GENERATION = ("s_decode", "decode", "distill", "ns", "labels", "progress")  # fi
 @dataclass(frozen=True)
 class FairDistillConfig:
     """Teacher (FairDisCo, eq. 3: ``hidden``, ``z_dim``, ``beta``, ``sigma_num``,
-    ``teacher_iterations``), student (eq. 6: ``student_hidden``, ``loss`` ∈ l1 | mse | huber | md,
+    ``teacher_iterations``; ``condition_y``: the networks' condition is (s, y), not s alone), student (eq. 6: ``student_hidden``, ``loss`` ∈ l1 | mse | huber | md,
     ``lam`` λ, ``student_iterations``), both (``batch_size``, Adam ``lr``), and generation (module doc:
     ``s_decode``, ``decode``, ``distill``, ``ns`` rows: None = as many as the training rows, a fraction
     in (0, 1] of them or a count; ``labels``: ``match`` or ``balanced``).
@@ -72,6 +74,18 @@ class FairDistillConfig:
       0.998 and 0.78 with the teacher's posterior. ``kl_to=prior`` keeps the other reading.
     * ``sigma_num=0.02`` instead of 0.05: with 0.05 the teacher had not left the collapsed posterior
       after 2,000 steps (R²x 0.29 against 0.997).
+    * ``condition_y=True`` (ours; FairDisCo conditions on s only): every network is conditioned on s
+      AND the label y (c = s + 2·[y = +1]); V² still makes z independent of s, and a generated row is
+      decoded with (s̃, its source row's y). Conditioned on s only, a decoded row is a blurred copy of
+      its source whose label it keeps, so the downstream model learns a weakened signal (it selects
+      too few rows): on Adult (2 IID clients, seed 0; fedfair's logistic model; real rows 0.856 /
+      |SPD| 0.186, selection rate 0.20, majority rate 0.752) s-only decoding with each row's own s
+      gave accuracy 0.820 and with the random s̃ 0.807 / |SPD| 0.061 (selection rate 0.11); neither
+      lower σ_num (0.01: 0.812), twice the teacher steps (0.815), mean decoding (≤ 0.817) nor mixing
+      in own-s rows (s_mix 0.5: 0.814 / 0.121) got the cost under 3 pp. Conditioned on y too, own-s
+      decoding gives 0.852 and the random s̃ 0.842 / |SPD| 0.092 (selection rate 0.19). The
+      generated labels stay independent of s̃ as before, since ỹ is the source's label and s̃ is
+      drawn independently of it. ``condition_y=False`` is FairDisCo's (and the paper's) network.
 
     The reference trains 1000 epochs with batches of 2048 rows (≈ 5 s per step here: V² is quadratic
     in the batch); 2000 steps of 256 rows cost about a minute per client on one core."""
@@ -89,6 +103,7 @@ class FairDistillConfig:
     lam: float = 1.0
     kl_to: str = "teacher"
     sigma_num: float = 0.02
+    condition_y: bool = True
     s_decode: str = "random"
     decode: str = "sample"
     distill: bool = True
@@ -131,8 +146,9 @@ def _torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def _rows(table: Table) -> Rows:
-    return Rows(torch.from_numpy(table.x.astype(np.float32)), torch.from_numpy(table.s))
+def _rows(table: Table, with_y: bool) -> Rows:
+    s = torch.from_numpy(table.s)
+    return Rows(torch.from_numpy(table.x.astype(np.float32)), s, condition(s, torch.from_numpy(table.y), with_y))
 
 
 def _frozen(*nets: torch.nn.Module) -> None:
@@ -143,7 +159,8 @@ def _frozen(*nets: torch.nn.Module) -> None:
 @dataclass
 class FairDistill:
     """A trained generator: the teacher's encoder and decoder, the student encoder, and what decoding
-    needs (the layout, σ_num, the client's share of s = 1). ``history``: the loss terms of ``teacher``
+    needs (the layout, σ_num, the client's share of s = 1, whether the networks are conditioned on y).
+    ``history``: the loss terms of ``teacher``
     and ``student`` training, every 50 iterations."""
 
     layout: Layout
@@ -153,6 +170,7 @@ class FairDistill:
     student: Encoder
     s_share: float
     sigma_num: float
+    condition_y: bool
     history: dict[str, list[dict[str, float]]] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
@@ -163,28 +181,29 @@ class FairDistill:
                       "student_hidden": self.student.body[0].out_features,
                       "z_dim": self.encoder.body[-1].out_features // 2},
             "feature_names": list(self.feature_names), "s_share": self.s_share, "sigma_num": self.sigma_num,
-            "history": self.history,
+            "condition_y": self.condition_y, "history": self.history,
         }, path)
 
     @classmethod
     def load(cls, path: Path, layout: Layout) -> FairDistill:
         """A generator written by :meth:`save`; it generates exactly as the one saved."""
         blob = torch.load(path, weights_only=True)
-        shape = blob["shape"]
-        nets = {"encoder": Encoder(shape["dim"], shape["hidden"], shape["z_dim"]),
-                "decoder": Decoder(shape["z_dim"], shape["hidden"], shape["dim"]),
-                "student": Encoder(shape["dim"], shape["student_hidden"], shape["z_dim"])}
+        shape, with_y = blob["shape"], bool(blob["condition_y"])
+        k = 4 if with_y else 2
+        nets = {"encoder": Encoder(shape["dim"], shape["hidden"], shape["z_dim"], k),
+                "decoder": Decoder(shape["z_dim"], shape["hidden"], shape["dim"], k),
+                "student": Encoder(shape["dim"], shape["student_hidden"], shape["z_dim"], k)}
         for name, net in nets.items():
             net.load_state_dict(blob["nets"][name])
         _frozen(*nets.values())
         return cls(layout, tuple(blob["feature_names"]), nets["encoder"], nets["decoder"], nets["student"],
-                   float(blob["s_share"]), float(blob["sigma_num"]), dict(blob["history"]))
+                   float(blob["s_share"]), float(blob["sigma_num"]), with_y, dict(blob["history"]))
 
     @torch.no_grad()
     def latent(self, table: Table, eps: torch.Tensor | None = None, distill: bool = True) -> torch.Tensor:
         """The student's (``distill``) or the teacher's z of every row: μ, or μ + σ ⊙ ``eps``."""
-        rows = _rows(table)
-        mu, logvar = (self.student if distill else self.encoder)(rows.x, rows.s)
+        rows = _rows(table, self.condition_y)
+        mu, logvar = (self.student if distill else self.encoder)(rows.x, rows.c)
         return mu if eps is None else reparametrise(mu, logvar, eps)
 
     @torch.no_grad()
@@ -204,7 +223,8 @@ class FairDistill:
             s = (torch.rand(n, generator=gen, dtype=torch.float64) < self.s_share).long()
         else:
             raise FedFairError(f"fairdistill s_decode must be one of {', '.join(S_DECODE)}, got '{s_decode}'")
-        x = self._decode(self.decoder(z, s), decode, gen)
+        c = condition(s, torch.from_numpy(source.y), self.condition_y)
+        x = self._decode(self.decoder(z, c), decode, gen)
         return Table(x, s.numpy(), source.y, self.feature_names)
 
     def _decode(self, out: torch.Tensor, how: str, gen: torch.Generator) -> np.ndarray:
@@ -235,17 +255,17 @@ def fit_teacher(table: Table, layout: Layout, cfg: FairDistillConfig) -> FairDis
         raise FedFairError(f"fairdistill needs at least 2 training rows, got {len(table)}")
     if table.x.shape[1] != layout.width:
         raise FedFairError(f"fairdistill rows have {table.x.shape[1]} features, the layout {layout.width}")
-    dim, rows = table.x.shape[1], _rows(table)
+    dim, rows, k = table.x.shape[1], _rows(table, cfg.condition_y), 4 if cfg.condition_y else 2
     with _torch_threads(cfg.threads), torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
-        encoder, decoder = Encoder(dim, cfg.hidden, cfg.z_dim), Decoder(cfg.z_dim, cfg.hidden, dim)
-        student = Encoder(dim, cfg.student_hidden, cfg.z_dim)
+        encoder, decoder = Encoder(dim, cfg.hidden, cfg.z_dim, k), Decoder(cfg.z_dim, cfg.hidden, dim, k)
+        student = Encoder(dim, cfg.student_hidden, cfg.z_dim, k)
         gen = torch.Generator().manual_seed(cfg.seed)
         history = train_teacher(encoder, decoder, rows, layout, cfg.beta, cfg.penalty == "u", cfg.sigma_num, cfg.teacher_iterations,
                                 cfg.batch_size, cfg.lr, gen, cfg.progress)
     _frozen(encoder, decoder, student)
     return FairDistill(layout, table.feature_names, encoder, decoder, student, float(table.s.mean()),
-                       cfg.sigma_num, {"teacher": history, "student": []})
+                       cfg.sigma_num, cfg.condition_y, {"teacher": history, "student": []})
 
 
 def distil(model: FairDistill, table: Table, cfg: FairDistillConfig) -> FairDistill:
@@ -253,9 +273,9 @@ def distil(model: FairDistill, table: Table, cfg: FairDistillConfig) -> FairDist
     eq. 6, with ``cfg.loss`` and ``cfg.lam``); the teacher is shared, not copied."""
     with _torch_threads(cfg.threads), torch.random.fork_rng():
         torch.manual_seed(cfg.seed + 1)
-        student = Encoder(table.x.shape[1], cfg.student_hidden, cfg.z_dim)
+        student = Encoder(table.x.shape[1], cfg.student_hidden, cfg.z_dim, model.encoder.conditions)
         gen = torch.Generator().manual_seed(cfg.seed + 1)
-        history = train_student(student, model.encoder, _rows(table), cfg.loss, cfg.lam, cfg.kl_to, cfg.student_iterations,
+        history = train_student(student, model.encoder, _rows(table, model.condition_y), cfg.loss, cfg.lam, cfg.kl_to, cfg.student_iterations,
                                 cfg.batch_size, cfg.lr, gen, cfg.progress)
     _frozen(student)
     return replace(model, student=student, history={**model.history, "student": history})

@@ -2,12 +2,15 @@
 (Algorithm 1, eq. 6). Both use Adam and batches of ``batch_size`` rows drawn with replacement from a
 seeded ``torch.Generator``; the teacher is frozen while the student learns.
 
-Teacher: L_T = rec + KL(q(z | x, s) ‖ N(0, I)) + β V²(z, s), with V² over the batch's posteriors
+The networks are conditioned on each row's condition c (s, or s and y: ``condition_y``); the penalty is
+always on s.
+
+Teacher: L_T = rec + KL(q(z | x, c) ‖ N(0, I)) + β V²(z, s), with V² over the batch's posteriors
 (:func:`~fedfair.fairdistill.penalty.dependence`, the V- or U-statistic); β = 0 switches the penalty off.
 
 Student: z = μ + σ ⊙ ε from the teacher and z' = μ' + σ' ⊙ ε from the student with the SAME ε (ours;
-with independent noise the L2-type losses reward σ' → 0), and L_S = Σ_j ℓ(z_j, z'_j) + λ KL(q'(z' | x, s) ‖ p),
-with p the teacher's posterior q(z | x, s) (``kl_to=teacher``) or the prior N(0, I) (``kl_to=prior``).
+with independent noise the L2-type losses reward σ' → 0), and L_S = Σ_j ℓ(z_j, z'_j) + λ KL(q'(z' | x, c) ‖ p),
+with p the teacher's posterior q(z | x, c) (``kl_to=teacher``) or the prior N(0, I) (``kl_to=prior``).
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ RECORD_EVERY = 50  # iterations between two entries of the loss history
 
 @dataclass(frozen=True)
 class Rows:
-    """A client's training rows as tensors: features in [0, 1] and 0/1 sensitive attribute."""
+    """A client's training rows as tensors: features in [0, 1], the 0/1 sensitive attribute and the
+    networks' condition index (:func:`~fedfair.fairdistill.networks.condition`)."""
 
     x: torch.Tensor
     s: torch.Tensor
+    c: torch.Tensor
 
 
 def _batches(n: int, batch_size: int, iterations: int, gen: torch.Generator, desc: str, progress: bool):
@@ -47,10 +52,10 @@ def train_teacher(
     opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=lr)
     history: list[dict[str, float]] = []
     for it, bar, idx in _batches(len(rows.x), batch_size, iterations, gen, "FairDisCo teacher", progress):
-        x, s = rows.x[idx], rows.s[idx]
-        mu, logvar = encoder(x, s)
+        x, s, c = rows.x[idx], rows.s[idx], rows.c[idx]
+        mu, logvar = encoder(x, c)
         z = reparametrise(mu, logvar, torch.randn(mu.shape, generator=gen, dtype=mu.dtype))
-        rec = reconstruction(decoder(z, s), x, layout, sigma_num)
+        rec = reconstruction(decoder(z, c), x, layout, sigma_num)
         kl = kl_standard_normal(mu, logvar)
         v2 = dependence(mu, logvar, s, unbiased) if beta else torch.zeros(())
         loss = rec + kl + beta * v2
@@ -73,10 +78,10 @@ def train_student(
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     history: list[dict[str, float]] = []
     for it, bar, idx in _batches(len(rows.x), batch_size, iterations, gen, f"student ({loss})", progress):
-        x, s = rows.x[idx], rows.s[idx]
+        x, c = rows.x[idx], rows.c[idx]
         with torch.no_grad():
-            mu, logvar = teacher(x, s)
-        mu_s, logvar_s = student(x, s)
+            mu, logvar = teacher(x, c)
+        mu_s, logvar_s = student(x, c)
         eps = torch.randn(mu.shape, generator=gen, dtype=mu.dtype)
         dist = distillation(reparametrise(mu, logvar, eps), reparametrise(mu_s, logvar_s, eps), loss)
         kl = kl_gaussians(mu_s, logvar_s, mu, logvar) if kl_to == "teacher" else kl_standard_normal(mu_s, logvar_s)
