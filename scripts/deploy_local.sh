@@ -15,7 +15,10 @@
 # Every port is chosen free by the OS and the Flower home is private, so several runs can share a machine.
 #
 # Prints the deployment (ports, CA, private dir) first and `results: <path>` last; process logs go to
-# <OUT_DIR>/deploy-logs/. Exit codes: 0 done, 1 failed, 2 bad usage, 130 interrupted.
+# <OUT_DIR>/deploy-logs/. Exit codes: 0 done, 1 failed, 2 bad usage or the run ended with a fedfair
+# error (bad input; fewer than strategy.min_clients clients answered), given on stderr in one line,
+# 130 interrupted. A SuperNode that dies during the run is the run's business: with min_clients met
+# it finishes without that partition (results.json "clients" says why).
 # FEDFAIR_DEPLOY_HOLD=<file>: before `flwr run`, wait (at most 300 s) while <file> exists, so that a
 # test or an operator can probe the running deployment.
 set -euo pipefail
@@ -51,6 +54,10 @@ export FLWR_HOME=$WORK/flwr
 CREDS=$WORK/creds
 
 PIDS=()
+alive() {  # a zombie (a child of ours not yet reaped, or one re-parented to init) counts as dead
+    local stat
+    stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ -n $stat && $stat != Z* ]]
+}
 # Stop what we started: the processes and every descendant (flower-superexec, ClientApp/ServerApp
 # processes), SIGTERM first, SIGKILL after 20 s. Descendants are listed before anything is signalled.
 descendants() {
@@ -66,7 +73,7 @@ cleanup() {
     for pid in "${all[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for ((t = 0; t < 80; t++)); do
         local alive=0
-        for pid in "${all[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        for pid in "${all[@]}"; do alive "$pid" && alive=1; done
         ((alive)) || break
         sleep 0.25
     done
@@ -160,13 +167,14 @@ for ((i = 0; i < K; i++)); do
         --port "${NODE_PORTS[$i]}" --node-config "partition-id=$i num-partitions=$K" \
         >"$LOGS/supernode-$i.log" 2>&1 &
     PIDS+=($!)
+    disown $!  # a node that is killed is reported by the run (and its log), not by bash
 done
 
 # Wait (at most 90 s) until every SuperNode is connected (it logs its node ID); stop if one exits.
 for ((t = 0; t < 360; t++)); do
     up=0
     for ((i = 0; i < K; i++)); do
-        kill -0 "${PIDS[$((i + 1))]}" 2>/dev/null \
+        alive "${PIDS[$((i + 1))]}" \
             || { echo "error: SuperNode $i exited (see $LOGS/supernode-$i.log)" >&2; exit 1; }
         grep -q "SuperNode ID:" "$LOGS/supernode-$i.log" && up=$((up + 1))
     done
@@ -190,6 +198,12 @@ cd "$ROOT"
     --run-config "overrides='$OVERRIDES' output-dir='$OUT_DIR'" 2>&1 | tee "$LOGS/run.log"
 
 if [[ ! -f $OUT_DIR/results.json ]]; then
+    # The ServerApp ends a fedfair error with one line `error: ...` in the run's log: pass it on.
+    reason=$(sed 's/\x1b\[[0-9;]*m//g' "$LOGS/run.log" | sed -n 's/^ERROR *: *\(error: .*\)/\1/p' | head -n 1)
+    if [[ -n $reason ]]; then
+        echo "$reason" >&2
+        exit 2
+    fi
     echo "error: the run wrote no results.json (see $LOGS/)" >&2
     exit 1
 fi

@@ -104,13 +104,25 @@ class MeteredFedAvg(FedAvg):
         self.failed: dict[int, str] = {}  # partition id → reason
         self.failed_nodes: dict[int, str] = {}  # node id → reason (also those naming no partition)
         self.node_partition: dict[int, int] = {}
+        self.sent: list[Message] = []
         self.sent_to: set[int] = set()
 
     def live(self, msgs: Iterable[Message]) -> list[Message]:
         """The messages not addressed to a node that failed before; remembers who was asked."""
         msgs = [m for m in msgs if m.metadata.dst_node_id not in self.failed_nodes]
+        self.sent = msgs  # the grid gives each its message id when it sends it
         self.sent_to = {m.metadata.dst_node_id for m in msgs}
         return msgs
+
+    def node_of(self, reply: Message) -> int:
+        """The node a reply speaks for: the node asked, found by the reply's ``reply_to_message_id``
+        (an error the SuperLink makes for a node that stopped sending heartbeats comes from the
+        SuperLink's own node id), else the reply's source."""
+        asked = reply.metadata.reply_to_message_id
+        for msg in self.sent:
+            if asked and msg.metadata.message_id == asked:
+                return msg.metadata.dst_node_id
+        return reply.metadata.src_node_id
 
     def client_status(self) -> list[dict[str, Any]]:
         """Each partition's status: ``ok`` or ``failed: <reason>`` (results.json ``clients``)."""
@@ -148,14 +160,21 @@ class MeteredFedAvg(FedAvg):
         self.communication.received(replies)
         good = [m for m in replies if not m.has_error()]
         for msg in good:
-            self.node_partition[msg.metadata.src_node_id] = partition_id(msg)
-        for msg in replies:
-            if msg.has_error():
-                pid, reason = failure(msg)
-                self._fail(msg.metadata.src_node_id, pid, reason, phase)
-        answered = {m.metadata.src_node_id for m in replies}
-        for node in sorted(self.sent_to - answered):
-            self._fail(node, self.node_partition.get(node), "no reply within the round's timeout", phase)
+            self.node_partition[self.node_of(msg)] = partition_id(msg)
+        failures = [(self.node_of(m), *failure(m)) for m in replies if m.has_error()]
+        answered = {self.node_of(m) for m in replies}
+        failures += [(node, None, "no reply within the round's timeout") for node in sorted(self.sent_to - answered)]
+        failures = [(node, self.node_partition.get(node, pid), reason) for node, pid, reason in failures]
+        unheard = set(range(self.num_clients)) - set(self.node_partition.values()) - set(self.failed)
+        unheard -= {pid for _, pid, _ in failures}
+        unnamed = [i for i, (_, pid, _) in enumerate(failures) if pid is None]
+        if len(unheard) == 1 and len(unnamed) == 1:  # one partition unheard of, one node failed unnamed
+            node, _, reason = failures[unnamed[0]]
+            failures[unnamed[0]] = (node, unheard.pop(), reason)
+        for node, pid, reason in failures:
+            if pid is not None:
+                self.node_partition[node] = pid
+            self._fail(node, pid, reason, phase)
         if len(good) < self.min_clients:
             raise FedFairError(
                 f"{phase}: only {len(good)} of {self.num_clients} clients answered "

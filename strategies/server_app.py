@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
+from flwr.supercore.exit import ExitCode, flwr_exit
 
 from fedfair.config import compose_config
 from fedfair.errors import FedFairError
@@ -143,4 +145,9 @@ def main(grid: Grid, context: Context) -> None:
         run_experiment(grid, cfg, Path(out), overrides)
     except FedFairError as exc:  # one line in the run's log, not a traceback
         log.error("error: %s", exc)
-        raise SystemExit(2) from None
+        if threading.current_thread() is threading.main_thread():
+            # flwr-serverapp (deployment): Flower's exit path flushes the log stream (a bare
+            # SystemExit loses this line) and reports the run as failed; the code only sets the log
+            # level of Flower's (empty) exit message and the process status.
+            flwr_exit(ExitCode.SUCCESS, emit_telemetry=False)
+        raise SystemExit(2) from None  # `flwr run . local`: the engine's thread ends, its log is streamed

@@ -43,6 +43,31 @@ def stop(pids: dict[int, str]) -> None:
             time.sleep(0.25)
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and all its live descendants (listed before anything is signalled)."""
+    ps = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in ps.splitlines():
+        child, parent = map(int, line.split())
+        children.setdefault(parent, []).append(child)
+    out, todo = [], [pid]
+    while todo:
+        out.append(todo.pop())
+        todo.extend(children.get(out[-1], []))
+    return out
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL ``pid`` and its descendants at once (a machine that dies); the pids killed."""
+    pids = tree(pid)
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
 def _alive(pid: int) -> bool:
     state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout
     return bool(state.strip()) and not state.startswith("Z")
