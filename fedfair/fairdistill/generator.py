@@ -275,8 +275,8 @@ def distil(model: FairDistill, table: Table, cfg: FairDistillConfig) -> FairDist
         torch.manual_seed(cfg.seed + 1)
         student = Encoder(table.x.shape[1], cfg.student_hidden, cfg.z_dim, model.encoder.conditions)
         gen = torch.Generator().manual_seed(cfg.seed + 1)
-        history = train_student(student, model.encoder, _rows(table, model.condition_y), cfg.loss, cfg.lam, cfg.kl_to, cfg.student_iterations,
-                                cfg.batch_size, cfg.lr, gen, cfg.progress)
+        history = train_student(student, model.encoder, _rows(table, model.condition_y), cfg.loss, cfg.lam,
+                                cfg.kl_to, cfg.student_iterations, cfg.batch_size, cfg.lr, gen, cfg.progress)
     _frozen(student)
     return replace(model, student=student, history={**model.history, "student": history})
 
