@@ -3,10 +3,12 @@ directory, and glibc's allocator threshold."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 
 OFFLINE_DEFAULTS = {
@@ -39,3 +41,16 @@ def raise_mmap_threshold() -> None:
     libc = ctypes.CDLL("libc.so.6")
     libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
     libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run torch on ``threads`` threads inside the block, then restore the previous count."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

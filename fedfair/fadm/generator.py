@@ -11,9 +11,7 @@ label and each takes the label the label classifier gives it at t = T_MIN.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedfair.env import torch_threads
 from fedfair.errors import FedFairError
 from fedfair.fadm.layout import Layout
 from fedfair.fadm.networks import EMBED, TimeMLP, classifier, score_net
@@ -78,16 +77,6 @@ class FADMConfig:
             raise FedFairError(f"FADM labels must be one of {', '.join(LABELS)}, got '{self.labels}'")
         if self.ns is not None and not self.ns > 0:
             raise FedFairError(f"FADM ns must be > 0, got {self.ns}")
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _networks(dim: int, hidden: int, layers: int) -> dict[str, TimeMLP]:
@@ -159,7 +148,7 @@ def train(table: Table, layout: Layout, cfg: FADMConfig, domains: np.ndarray | N
     if domains.shape != (len(table),):
         raise FedFairError(f"FADM domains must give one value per row ({len(table)}), got {domains.shape}")
     dim = table.x.shape[1]
-    with _torch_threads(cfg.threads), torch.random.fork_rng():
+    with torch_threads(cfg.threads), torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
         nets = _networks(dim, cfg.hidden, cfg.layers)
         sde = VPSDE(cfg.beta_min, cfg.beta_max)
@@ -199,7 +188,7 @@ def sample(fadm: FADM, table: Table, cfg: FADMConfig) -> tuple[Table, dict[str, 
     """``cfg.ns`` rows (relative to ``table``, the training rows) of the ``cfg.labels`` class
     balance, guided by ``cfg.lambda_y`` and ``cfg.lambda_z``; with a summary (final losses)."""
     labels = requested_labels(table, output_size(len(table), cfg.ns), cfg.labels)
-    with _torch_threads(cfg.threads):
+    with torch_threads(cfg.threads):
         rows = fadm.generate(labels, cfg.seed + 1, cfg.lambda_y, cfg.lambda_z, cfg.steps, cfg.progress)
     return rows, {"final": fadm.history[-1]}
 

@@ -24,8 +24,6 @@ privacy of its own (see docs/PRIVACY.md's stage-2 argument).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedfair.env import torch_threads
 from fedfair.errors import FedFairError
 from fedfair.fadm.layout import Layout
 from fedfair.fairdistill.losses import DISTILL_LOSSES
@@ -134,16 +133,6 @@ class FairDistillConfig:
                 )
         if self.ns is not None and not self.ns > 0:
             raise FedFairError(f"fairdistill ns must be > 0, got {self.ns}")
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _rows(table: Table, with_y: bool) -> Rows:
@@ -256,7 +245,7 @@ def fit_teacher(table: Table, layout: Layout, cfg: FairDistillConfig) -> FairDis
     if table.x.shape[1] != layout.width:
         raise FedFairError(f"fairdistill rows have {table.x.shape[1]} features, the layout {layout.width}")
     dim, rows, k = table.x.shape[1], _rows(table, cfg.condition_y), 4 if cfg.condition_y else 2
-    with _torch_threads(cfg.threads), torch.random.fork_rng():
+    with torch_threads(cfg.threads), torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
         encoder, decoder = Encoder(dim, cfg.hidden, cfg.z_dim, k), Decoder(cfg.z_dim, cfg.hidden, dim, k)
         student = Encoder(dim, cfg.student_hidden, cfg.z_dim, k)
@@ -271,7 +260,7 @@ def fit_teacher(table: Table, layout: Layout, cfg: FairDistillConfig) -> FairDis
 def distil(model: FairDistill, table: Table, cfg: FairDistillConfig) -> FairDistill:
     """A copy of ``model`` with a fresh student distilled from its teacher on ``table`` (Algorithm 1,
     eq. 6, with ``cfg.loss`` and ``cfg.lam``); the teacher is shared, not copied."""
-    with _torch_threads(cfg.threads), torch.random.fork_rng():
+    with torch_threads(cfg.threads), torch.random.fork_rng():
         torch.manual_seed(cfg.seed + 1)
         student = Encoder(table.x.shape[1], cfg.student_hidden, cfg.z_dim, model.encoder.conditions)
         gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -315,7 +304,7 @@ def sample(model: FairDistill, table: Table, cfg: FairDistillConfig) -> tuple[Ta
     """``cfg.ns`` generated rows re-encoded from ``table`` (the training rows), with a summary (the
     final training losses)."""
     idx = source_rows(table, output_size(len(table), cfg.ns), cfg.labels, cfg.seed + 2)
-    with _torch_threads(cfg.threads):
+    with torch_threads(cfg.threads):
         rows = model.generate(table.subset(idx), cfg.seed + 3, cfg.s_decode, cfg.decode, cfg.distill)
     final = {k: v[-1] for k, v in model.history.items() if v}
     return rows, {"final": final}
