@@ -25,6 +25,20 @@ sets, ≈ (H₁ + H₂)⁻¹(H₁θ₁ + H₂θ₂), is neither client's fair mo
 0.10). Anchoring x̂ to its start keeps each set's Hessian near the real one and the union fair. It
 is on by default for the gap penalties only (0 keeps the paper's covariance penalties unchanged).
 
+``prox_spread`` (off by default) makes the prox scale-free: (prox/2) Σ_ij (x̂_ij − x̂₀_ij)²/σ_j², σ_j²
+the variance of the client's real column j (:func:`prox_weights`), summed over rows rather than
+averaged. A low-variance column (COMPAS' juvenile counts, sd 0.02) then cannot carry the fairness with
+moves that look small but are half its spread. On COMPAS, ``prox_spread=true, prox=1e-3`` meets
+|SPD| ≤ 0.05 (``sp_gap``) and |EOD| ≤ 0.05 (``eo_gap``) at the default γ; on Adult it is too weak
+(the union loses the clients' fairness: |SPD| 0.085 against own models at 0.013), so it is not the
+default (docs/RESULTS.md, "Stage 1 on every dataset").
+
+``best_iterate`` (off by default) returns the recorded iterate (every ``RECORD_EVERY`` steps and the
+last) of least P, with θ solved there afresh, instead of the last one: Adam can oscillate under the
+prox (an Adult client's gap fell to 0.001 by step 80 and was back at 0.27 at step 1000). The least P
+is not the fairest union, though: on COMPAS it helps ``sp_gap`` and hurts ``eo_gap`` (|EOD| 0.073 →
+0.098 at the default prox), and on Adult it raised one seed's |SPD|, so it is an option only.
+
 The hypergradient follows eq. 14–15 by implicit differentiation: with v = ∇_θ P and one linear solve
 u = H⁻¹v against the inner Hessian H, row i of ∇P is
 
@@ -45,7 +59,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy.special import expit
@@ -74,14 +88,17 @@ RECORD_EVERY = 10
 class Stage1Config:
     """Settings of Algorithm 1, lines 3–8. Defaults are the paper's (§4.1) but for ``lr`` (the paper
     does not give Adam's step size) and ``inner`` (the fast solver; ``"lbfgs"`` is the paper's).
-    ``gamma`` (the gap penalties' weight), ``prox`` and ``clip`` are ours (module docstring); ``None``
-    means the penalty's default (:attr:`gap_weight`, :attr:`prox_weight`)."""
+    ``gamma`` (the gap penalties' weight), ``prox``, ``prox_spread``, ``clip`` and ``best_iterate`` are
+    ours (module docstring); ``None`` means the penalty's default (:attr:`gap_weight`,
+    :attr:`prox_weight`)."""
 
     penalty: Penalty = "sp"
     rho: float = 1000.0
     gamma: float | None = None
     prox: float | None = None
     clip: bool = False
+    prox_spread: bool = False
+    best_iterate: bool = False
     lam_x: float = 1e-4
     lam_theta: float = model.LAMBDA_THETA
     k_max: int = 1000
@@ -130,7 +147,8 @@ class Stage1Result:
     table: Table  # the synthetic set D̂ = (x̂, ŝ, ŷ)
     theta: np.ndarray  # θ(x̂) at the final x̂
     # every RECORD_EVERY outer steps and at the end: P, ℓ(D, θ) and max_k |c_kᵀθ| ("cov", covariance
-    # penalties) or the soft gap ("gap", gap penalties)
+    # penalties) or the soft gap ("gap", gap penalties); with best_iterate, one more entry for the
+    # returned iterate (at its step) when it is not the last
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -184,6 +202,12 @@ def gap_weights(real: Table, kind: str) -> np.ndarray:
     return ones / ones.sum() - zeros / zeros.sum()
 
 
+def prox_weights(real: Table) -> np.ndarray:
+    """1/σ_j² per feature column, σ_j² = the variance of the client's real column j, floored at 1/N (a
+    column constant on the client): the prox measures each move in units of its column's spread."""
+    return 1.0 / np.maximum(real.x.var(axis=0), 1.0 / len(real))
+
+
 class _Problem:
     """The penalty problem (eq. 13) on one client's real data, for a fixed (ŝ, ŷ).
 
@@ -202,6 +226,8 @@ class _Problem:
         self.y_hat = y_hat.astype(np.float64)
         self.n_a = self.z_real.shape[1] - 1  # n = dim(a)
         self.x0 = np.array(x0, dtype=np.float64)
+        # prox_spread: the factor N_s/σ_j² per column that turns (prox/2N_s)‖x̂ − x̂₀‖² into (prox/2) Σ_ij Δ_ij²/σ_j²
+        self.prox_w = len(x0) * prox_weights(real) if cfg.prox_spread else None
         self.x = self.x0.copy()
         self.z = self.z_hat(self.x)
         self.theta: np.ndarray | None = None
@@ -234,7 +260,8 @@ class _Problem:
         real_loss = model.loss(theta, self.z_real, self.y_real)
         value = self.terms * (real_loss + 0.5 * self.reg_x(x_hat) * float(np.vdot(x_hat, x_hat)))
         if self.cfg.prox_weight:
-            value += 0.5 * self.cfg.prox_weight / len(x_hat) * float(np.sum((x_hat - self.x0) ** 2))
+            moved = (x_hat - self.x0) ** 2 if self.prox_w is None else (x_hat - self.x0) ** 2 * self.prox_w
+            value += 0.5 * self.cfg.prox_weight / len(x_hat) * float(np.sum(moved))
         if self.gap:
             gap = np.array([self.gap_weights @ expit(self.z_real @ theta)])
             return value + 0.5 * self.cfg.gap_weight * float(gap @ gap), real_loss, gap
@@ -272,7 +299,8 @@ class _Problem:
         grad *= -1.0 / x_hat.shape[0]
         grad += self.terms * self.reg_x(x_hat) * x_hat
         if self.cfg.prox_weight:
-            grad += self.cfg.prox_weight / len(x_hat) * (x_hat - self.x0)
+            pull = x_hat - self.x0 if self.prox_w is None else (x_hat - self.x0) * self.prox_w
+            grad += self.cfg.prox_weight / len(x_hat) * pull
         return grad
 
     def step_gradient(self) -> np.ndarray:
@@ -312,6 +340,7 @@ def synthesize(real: Table, cfg: Stage1Config = Stage1Config()) -> Stage1Result:
     bar = tqdm(range(1, cfg.k_max + 1), desc="stage 1", disable=not cfg.progress, leave=False)
     measure = "gap" if problem.gap else "cov"
     history: dict[str, list[float]] = {"step": [], "objective": [], "loss": [], measure: []}
+    best: dict[str, Any] = {"P": np.inf, "x": None, "step": 0}
 
     def record(k: int) -> None:
         value, real_loss, penalised = problem.objective(x_hat, problem.theta)
@@ -320,6 +349,8 @@ def synthesize(real: Table, cfg: Stage1Config = Stage1Config()) -> Stage1Result:
         history["loss"].append(real_loss)
         history[measure].append(float(np.abs(penalised).max()))
         bar.set_postfix(P=f"{value:.4f}", **{measure: f"{history[measure][-1]:.4f}"}, refresh=False)
+        if cfg.best_iterate and value < best["P"]:
+            best.update(P=value, x=x_hat.copy(), step=k)
 
     m = np.zeros_like(x_hat)
     v = np.zeros_like(x_hat)
@@ -346,4 +377,9 @@ def synthesize(real: Table, cfg: Stage1Config = Stage1Config()) -> Stage1Result:
     problem.z[:, : x_hat.shape[1]] = x_hat
     problem.theta = problem.inner(converge=True)[0]
     record(cfg.k_max)
+    if cfg.best_iterate and best["step"] != cfg.k_max:
+        x_hat[...] = best["x"]
+        problem.z[:, : x_hat.shape[1]] = x_hat
+        problem.theta = problem.inner(converge=True)[0]
+        record(best["step"])
     return Stage1Result(Table(x_hat, real.s[rows], real.y[rows], real.feature_names), problem.theta, history)

@@ -1,6 +1,7 @@
 """The gap penalties of stage 1 (``sp_gap``, ``eo_gap``): ∇_θP and the hypergradient against
-central finite differences, the covariance penalties untouched by ``gamma``, the projection onto
-the box, the degenerate-client fallback, config errors, and the fairness gain on real Adult rows."""
+central finite differences, the covariance penalties untouched by ``gamma``, the prox in units of
+each column's spread (``prox_spread``), the best iterate (``best_iterate``), the last one by default, the projection onto the box, the
+degenerate-client fallback, config errors, and the fairness gain on real Adult rows."""
 
 import numpy as np
 import pytest
@@ -20,9 +21,10 @@ def _real(n=80, d=3, seed=0):
     return Table(x, s, y, tuple(f"f{i}" for i in range(d)))
 
 
-def _problem(penalty, gamma=50.0, prox=0.0):
+def _problem(penalty, gamma=50.0, prox=0.0, spread=False):
     real = _real()
-    cfg = bilevel.Stage1Config(penalty=penalty, gamma=gamma, prox=prox, lam_theta=1e-2, lam_x=1.0, progress=False)
+    cfg = bilevel.Stage1Config(penalty=penalty, gamma=gamma, prox=prox, prox_spread=spread, lam_theta=1e-2, lam_x=1.0,
+                               progress=False)
     rows = np.arange(30)
     x_hat = real.x[rows] + np.random.default_rng(1).normal(scale=0.1, size=(30, 3))
     return bilevel._Problem(real, real.s[rows], real.y[rows], x_hat, cfg), x_hat, cfg
@@ -55,9 +57,10 @@ def test_theta_gradient_matches_finite_differences(penalty):
     np.testing.assert_allclose(prob.theta_gradient(theta), fd, rtol=1e-7, atol=1e-10)
 
 
-@pytest.mark.parametrize("penalty,prox", [("sp_gap", 0.0), ("eo_gap", 0.0), ("sp_gap", 5.0), ("sp", 5.0)])
-def test_hypergradient_matches_finite_differences(penalty, prox):
-    prob, x_hat, cfg = _problem(penalty, prox=prox)
+@pytest.mark.parametrize("penalty,prox,spread", [("sp_gap", 0.0, False), ("eo_gap", 0.0, False), ("sp_gap", 5.0, False),
+                                                ("sp", 5.0, False), ("sp_gap", 0.05, True)])
+def test_hypergradient_matches_finite_differences(penalty, prox, spread):
+    prob, x_hat, cfg = _problem(penalty, prox=prox, spread=spread)
 
     def value(xh):
         return prob.objective(xh, _inner(prob, xh, cfg.lam_theta)[0])[0]
@@ -86,6 +89,55 @@ def test_null_gamma_and_prox_resolve_per_penalty():
     assert bilevel.Stage1Config(penalty="sp_gap").prox_weight == bilevel.Stage1Config(penalty="eo_gap").prox_weight == 100.0
     assert bilevel.Stage1Config(penalty="sp").prox_weight == 0.0  # the paper's penalty stays as it was
     assert bilevel.Stage1Config(penalty="eo_gap", gamma=5, prox=0).gap_weight == 5.0
+
+
+def test_prox_is_measured_in_units_of_each_columns_spread():
+    """Rescaling a feature column (and its moves) leaves the prox term unchanged; a column constant on
+    the client gets the floor 1/N instead of a division by zero."""
+    real = _real(n=100)
+    x = real.x.copy()
+    x[:, 2] = 0.0
+    real = Table(x, real.s, real.y, real.feature_names)
+    w = bilevel.prox_weights(real)
+    np.testing.assert_allclose(w[:2], 1 / real.x[:, :2].var(axis=0))
+    assert w[2] == 100.0
+    move = np.random.default_rng(4).normal(scale=0.05, size=x.shape)
+    scaled_x = x * np.array([10.0, 1.0, 1.0])
+    scaled = Table(scaled_x, real.s, real.y, real.feature_names)
+    cfg = bilevel.Stage1Config(penalty="sp_gap", prox=7.0, prox_spread=True, lam_x=0.0, progress=False)
+    prox = []
+    for table, m in ((real, move), (scaled, move * np.array([10.0, 1.0, 1.0]))):
+        prob = bilevel._Problem(table, table.s, table.y, table.x, cfg)
+        theta = np.zeros(x.shape[1] + 2)
+        prox.append(prob.objective(table.x + m, theta)[0] - prob.objective(table.x, theta)[0])
+    assert prox[0] > 0 and prox[0] == pytest.approx(prox[1], rel=1e-12)
+    assert prox[0] == pytest.approx(0.5 * 7.0 * np.sum(move**2 * w), rel=1e-12)  # summed over rows, not averaged
+
+
+def test_the_gap_penalties_return_the_best_recorded_iterate():
+    """An lr large enough to make Adam oscillate: the returned set is the recorded one of least P,
+    with θ re-solved there (its P equals that minimum and is below the last iterate's)."""
+    real = _real(n=200, seed=3)
+    kw = dict(penalty="sp_gap", gamma=100.0, prox=1.0, lr=0.3, k_max=200, progress=False)
+    best = bilevel.synthesize(real, bilevel.Stage1Config(best_iterate=True, **kw))
+    last = bilevel.synthesize(real, bilevel.Stage1Config(**kw))
+    trail = last.history["objective"]  # the same trajectory: best_iterate only changes what is returned
+    np.testing.assert_array_equal(best.history["objective"][: len(trail)], trail)
+    assert min(trail) < trail[-1] - 5e-3  # the oscillation this guards against: the last is not the best
+    prob = bilevel._Problem(real, best.table.s, best.table.y, real.x, bilevel.Stage1Config(**kw))
+    returned = prob.objective(best.table.x, best.theta)[0]
+    assert returned == pytest.approx(min(trail), rel=1e-6) and best.history["objective"][-1] == returned
+    assert best.history["step"][-1] == last.history["step"][trail.index(min(trail))] < last.history["step"][-1]
+    np.testing.assert_allclose(best.theta, model.fit(best.table), atol=1e-6)
+
+
+@pytest.mark.parametrize("penalty", ["sp", "eo", "sp+eo", "sp_gap"])
+def test_by_default_the_last_iterate_is_returned(penalty):
+    real = _real(n=100)
+    res = bilevel.synthesize(real, bilevel.Stage1Config(penalty=penalty, lr=0.3, k_max=30, progress=False))
+    assert res.history["step"][-2:] == [29, 30]
+    prob = bilevel._Problem(real, res.table.s, res.table.y, real.x, bilevel.Stage1Config(penalty=penalty))
+    assert prob.objective(res.table.x, res.theta)[0] == pytest.approx(res.history["objective"][-1], rel=1e-9)
 
 
 def test_gamma_leaves_the_covariance_penalties_alone():
@@ -132,13 +184,15 @@ def test_bad_gap_settings_are_one_line_errors():
         bilevel.Stage1Config(prox=-0.5)
     with pytest.raises(FedFairError, match="sp_gap or eo_gap"):
         bilevel.Stage1Config(penalty="gap")
+
     section = {"name": "bilevel", "penalty": "sp_gap"}
     cfg = {"dataset": {"name": "synthetic"}, "partition": {"method": "iid"}, "strategy": {"name": "oneshot"},
            "stage2": {"name": "none"}, "num_clients": 2, "seed": 0}
     with pytest.raises(FedFairError, match=r"stage1.gamma must be a number >= 0 or null, got 'high'"):
         pipeline.Experiment({**cfg, "stage1": {**section, "gamma": "high"}})
-    with pytest.raises(FedFairError, match=r"stage1.clip must be true or false"):
-        pipeline.Experiment({**cfg, "stage1": {**section, "clip": 1}})
+    for key in ("clip", "prox_spread", "best_iterate"):
+        with pytest.raises(FedFairError, match=rf"stage1.{key} must be true or false"):
+            pipeline.Experiment({**cfg, "stage1": {**section, key: 1}})
 
 
 @pytest.fixture(scope="module")
