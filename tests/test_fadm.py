@@ -103,6 +103,7 @@ def mixed_generator():
     return table, fadm.train(table, fadm.Layout.from_schema(MIXED), cfg)
 
 
+@pytest.mark.slow
 def test_sampler_is_deterministic_and_returns_valid_rows_with_requested_labels(mixed_generator):
     table, gen = mixed_generator
     labels = np.array([1, -1, 1, 1, -1, -1, 1, -1] * 5)
@@ -128,6 +129,7 @@ def test_plain_ddpm_takes_the_label_classifiers_labels(mixed_generator):
     assert np.array_equal(gen.generate(asked, seed=1, lambda_y=1.0, lambda_z=0.0, steps=10).y, asked)
 
 
+@pytest.mark.slow
 def test_entropy_guidance_hides_the_sensitive_attribute_on_biased_data():
     data = load_dataset("synthetic", rows=2000, seed=0, shift=1.5).table
     cfg = fadm.FADMConfig(iterations=400, hidden=64, layers=2, progress=False, seed=0)

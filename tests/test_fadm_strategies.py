@@ -83,6 +83,7 @@ def test_fedavg_fadm_needs_the_fadm_generator():
         pipeline.make_upload(exp, data, exp.client_tables(data, 0)[0], 0)
 
 
+@pytest.mark.slow
 def test_fedavg_fadm_through_the_real_simulation(tmp_path):
     overrides = [*TINY_FADM, "strategy=fedavg_fadm", "strategy.rounds=2", "simulation.num_cpus=1",
                  "simulation.timeout=600"]

@@ -130,6 +130,7 @@ def test_stage_configs_do_not_block_the_federated_baselines():
         Experiment(compose_config(["strategy.name=fedprox"]))
 
 
+@pytest.mark.slow
 def test_fedavg_and_fairfed_through_the_real_simulation(tmp_path):
     # One Ray actor serves both nodes: half the cold start of two (the run's time is mostly Ray's).
     common = [*OVERRIDES, "num_clients=2", "strategy.rounds=2", "simulation.timeout=600", "simulation.num_cpus=1"]

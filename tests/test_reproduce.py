@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # real Flower runs / a sweep: minutes
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "reproduce_paper.py"
 COLUMNS = ("syn_1(100%)", "syn_2(100%)", "syn_2(10%)")

@@ -2,8 +2,12 @@
 
 import json
 
+import pytest
+
 from fedfair.config import compose_config
 from strategies.simulation import simulate
+
+pytestmark = pytest.mark.slow  # real Flower runs / a sweep: minutes
 
 
 def test_run_simulation_end_to_end_with_dpctgan(tmp_path, base_overrides):

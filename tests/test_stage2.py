@@ -123,6 +123,7 @@ def test_noise_seed_is_checked() -> None:
         Stage2Config("dpctgan", noise_seed=-3)
 
 
+@pytest.mark.slow
 def test_mst_within_bounds_keeps_s_rate_and_reports_epsilon() -> None:
     table = make_table(2000, seed=1)
     out, report = privatize(table, BOUNDS, Stage2Config("mst", epsilon=3.0, bounds_margin=0.0))
