@@ -209,6 +209,15 @@ def evaluate(y_true: object, y_pred: object, s: object, d: object | None = None)
     return compute(counts(y_true, y_pred, s, d))
 
 
+def majority_rate(c: Counts) -> float | None:
+    """Accuracy of always predicting the more frequent label (None without rows): the floor a
+    model's accuracy must clear."""
+    if not c.total:
+        return None
+    positive = float(c.n[:, 1, :].sum()) / c.total
+    return max(positive, 1.0 - positive)
+
+
 def pooled(parts: list[Counts]) -> dict[str, float | None]:
     """Exact metrics over all clients: :func:`compute` of the summed counts."""
     return compute(sum(parts, Counts.zero()))

@@ -29,6 +29,7 @@ import numpy as np
 
 from fedfair.config import compose_config
 from fedfair.env import set_offline_defaults
+from fedfair.metrics import majority_rate
 from fedfair.errors import FedFairError
 from fedfair.pipeline import Experiment, run_oneshot
 from fedfair.results import sanity, write_csv
@@ -80,9 +81,8 @@ def run(job: dict[str, Any], cache: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     res = run_oneshot(exp, exp.load())
     m, clients = res["metrics"], res["per_client"]
-    positive = res["counts"].n[:, 1, :].sum() / res["counts"].total
     single = [c["partition_id"] for c in clients if c["privacy"]["single_label"]]
-    check = sanity(m, max(positive, 1 - positive), single)
+    check = sanity(m, majority_rate(res["counts"]), single)
     eps = [c["privacy"]["epsilon"] for c in clients]
     return {
         **job,
@@ -192,8 +192,7 @@ def figure(rows: list[dict[str, Any]], path: Path) -> Path:
             if metric == "abs_spd":
                 ax.set_ylim(bottom=0)
             else:
-                ax.axhline(rows[0]["majority_rate"] if dataset == rows[0]["dataset"] else
-                           next(r["majority_rate"] for r in rows if r["dataset"] == dataset),
+                ax.axhline(next(r["majority_rate"] for r in rows if r["dataset"] == dataset),
                            color="grey", lw=0.8, ls=":", label="majority class")
             ax.set_title(f"{dataset}: {'accuracy' if metric == 'accuracy' else 'abs SPD'} (× = constant model)")
     legend: dict[str, Any] = {}

@@ -75,7 +75,6 @@ def _results(exp: Experiment, strategy: MeteredFedAvg, total_s: float, overrides
         "audit": [u.get("audit") for _, u in sorted(uploads.items())],
     }
     pooled = sum((c["counts"] for c in strategy.evaluation.per_client.values()), metrics.Counts.zero())
-    positive = pooled.n[:, 1, :].sum() / pooled.total if pooled.total else None
     single = [pid for pid, u in sorted(uploads.items()) if u["privacy"].get("single_label")]
     return {
         "strategy": exp.strategy,
@@ -90,7 +89,7 @@ def _results(exp: Experiment, strategy: MeteredFedAvg, total_s: float, overrides
         "communication": strategy.communication.to_dict(),
         "privacy": privacy,
         "degenerate_upload": bool(getattr(strategy, "degenerate_upload", False)),
-        "sanity": sanity(strategy.evaluation.pooled, None if positive is None else max(positive, 1 - positive), single,
+        "sanity": sanity(strategy.evaluation.pooled, metrics.majority_rate(pooled), single,
                          {pid: u["audit"]["exact_matches"] for pid, u in uploads.items() if u.get("audit")}),
         "timings": {
             "total_s": total_s,
