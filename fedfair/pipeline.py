@@ -26,7 +26,7 @@ from fedfair.audit import audit
 from fedfair.data import Dataset, load_dataset
 from fedfair.errors import FedFairError
 from fedfair.partition import client_data
-from fedfair.stage2 import Stage2Config, privatize, upload_size
+from fedfair.stage2 import Stage2Config, check_keys, privatize, upload_size
 from fedfair.table import Table
 from fedfair.validate import check_clients, check_config
 
@@ -151,8 +151,12 @@ class Experiment:
         )
 
     def stage2_config(self, partition_id: int) -> Stage2Config:
-        return _build(Stage2Config, self.cfg["stage2"], "stage2", name=self.cfg["stage2"]["name"],
-                      seed=self.client_seed(partition_id))
+        """The client's stage-2 settings: the common keys and those of the synthesizer ``stage2.name``
+        (:mod:`fedfair.synth`); another synthesizer's key is an error."""
+        section = self.cfg["stage2"]
+        cfg = _build(Stage2Config, section, "stage2", name=section["name"], seed=self.client_seed(partition_id))
+        check_keys(cfg.name, section)
+        return cfg
 
     def load(self) -> Dataset:
         section = {k: v for k, v in self.cfg["dataset"].items() if k != "name"}

@@ -9,7 +9,8 @@ import pytest
 
 from fedfair.data import DATASETS, Schema, data_dir, fetch, load_dataset
 from fedfair.data import files
-from fedfair.data.datasets import LAW_SCHOOL, synthetic
+from fedfair.data.sets.law_school import LAW_SCHOOL
+from fedfair.data.sets.synthetic import synthetic
 from fedfair.errors import FedFairError
 
 
@@ -200,7 +201,7 @@ def test_fetch_offline(monkeypatch, tmp_path):
     with pytest.raises(FedFairError) as exc:
         fetch("law_school", tmp_path / "d")
     msg = str(exc.value)
-    assert files.SOURCES["law_school"][0].url in msg and str(tmp_path / "d") in msg and "\n" not in msg
+    assert DATASETS["law_school"].sources[0].url in msg and str(tmp_path / "d") in msg and "\n" not in msg
     assert list((tmp_path / "d").iterdir()) == []  # no temporary file left behind
     with pytest.raises(FedFairError, match="nothing to fetch"):
         fetch("synthetic")

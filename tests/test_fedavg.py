@@ -11,7 +11,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord
 from clients.client_app import app as client_app
 from fedfair import local, metrics, model
 from fedfair.config import compose_config
-from fedfair.data.datasets import synthetic
+from fedfair.data.sets.synthetic import synthetic
 from fedfair.errors import FedFairError
 from fedfair.pipeline import Experiment, evaluate, local_update
 from fedfair.table import Table

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fedfair.data import load_dataset
-from fedfair.data.datasets import synthetic
+from fedfair.data.sets.synthetic import synthetic
 from fedfair.errors import FedFairError
 from fedfair.partition import client_data, partition, require_both_groups, train_test_split
 from fedfair.table import Table

@@ -126,7 +126,7 @@ def test_fast_sigma_is_the_smallest_that_spends_at_most_epsilon_3_in_10_epochs()
         import reproduce_paper
     finally:
         sys.path.remove(str(SCRIPT.parent))
-    from fedfair.stage2 import _epsilon, _rdp_per_step
+    from fedfair.synth.dpctgan import _epsilon, _rdp_per_step
 
     n, batch = 8319, 500
 

@@ -37,7 +37,7 @@ def dpctgan_run() -> tuple[Table, Table, PrivacyReport]:
     "kwargs, message",
     [
         ({"name": "dpctgan", "epsilon": 0.0}, "stage2.epsilon must be > 0, got 0.0"),
-        ({"name": "ctgan"}, "unknown stage2 'ctgan'; choose gaussian, dpctgan, mst, none"),
+        ({"name": "ctgan"}, "unknown stage2 'ctgan'; choose one of: dpctgan, gaussian, mst, none"),
         ({"name": "mst", "delta": 1.0}, "stage2.delta must be in (0, 1), got 1.0"),
         ({"name": "mst", "ns2_frac": 1.5}, "stage2.ns2_frac=1.5 must be in (0, 1]"),
     ],

@@ -1,8 +1,9 @@
 """Where dataset files live, how they are checked (SHA-256) and how they are fetched.
 
-Files are read from :func:`data_dir`: ``$FEDFAIR_DATA_DIR`` if set, else
-``$XDG_CACHE_HOME/fedfair/datasets`` (``~/.cache/fedfair/datasets`` by default). fedfair never ships
-or commits data; :func:`fetch` downloads a dataset from its public source when a network exists.
+Each dataset's module (:mod:`fedfair.data.sets`) lists its :class:`Source` files. Files are read from
+:func:`data_dir`: ``$FEDFAIR_DATA_DIR`` if set, else ``$XDG_CACHE_HOME/fedfair/datasets``
+(``~/.cache/fedfair/datasets`` by default). fedfair never ships or commits data; :func:`fetch`
+downloads a dataset from its public source when a network exists.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from fedfair.data.sets import DATASETS
 from fedfair.errors import FedFairError
 
 
@@ -26,49 +28,12 @@ class Source:
     sha256: str
 
 
-_UCI = "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"
-
-SOURCES: dict[str, tuple[Source, ...]] = {
-    "adult": (
-        Source(
-            "adult.data",
-            _UCI + "adult.data",
-            "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d",
-        ),
-        Source(
-            "adult.test",
-            _UCI + "adult.test",
-            "a2a9044bc167a35b2361efbabec64e89d69ce82d9790d2980119aac5fd7e9c05",
-        ),
-    ),
-    "compas": (
-        Source(
-            "compas-scores-two-years.csv",
-            "https://raw.githubusercontent.com/propublica/compas-analysis/master/compas-scores-two-years.csv",
-            "c451db85908b2f7fef1d83203bedf6b71ecda0d5af468d82ae62178f91d0cc7d",
-        ),
-    ),
-    "law_school": (
-        Source(
-            "law_school.csv",
-            "https://raw.githubusercontent.com/teresalazar13/FAIR-FATE/master/datasets/law/law.csv",
-            "961234bea8efc6e5845dac8188ad71d5007d5984b8841804a2e1ded926d8ebff",
-        ),
-    ),
-    "synthetic": (),
-}
-
 _verified: dict[tuple[str, int, int], str] = {}
 
 
-def unknown_dataset(name: str) -> FedFairError:
-    return FedFairError(f"unknown dataset '{name}'; choose one of: {', '.join(sorted(SOURCES))}")
-
-
 def sources(name: str) -> tuple[Source, ...]:
-    if name not in SOURCES:
-        raise unknown_dataset(name)
-    return SOURCES[name]
+    """The files of dataset ``name`` (its module in :mod:`fedfair.data.sets`)."""
+    return DATASETS.lookup(name).sources
 
 
 def data_dir() -> Path:
