@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from fedfair import bilevel, fadm, fairdistill
 from fedfair.errors import FedFairError
 from fedfair.fadm.layout import Layout
+from fedfair.registry import unknown
 from fedfair.table import Table
 
 NONE = "none"  # stage1=none: the client's real rows
@@ -132,7 +133,7 @@ def get(name: str) -> Generator | None:
     if name == NONE:
         return None
     if name not in GENERATORS:
-        raise FedFairError(f"unknown stage1 '{name}'; choose one of: {', '.join(names())}")
+        raise unknown("stage1", name, names())
     return GENERATORS[name]
 
 
