@@ -66,7 +66,8 @@ def check_keys(name: str, keys: Iterable[str]) -> None:
     own = (*COMMON_KEYS, *(synth.keys if synth else ()))
     for key in keys:
         if key not in own:
-            raise FedFairError(f"stage2.{key} is not a key of stage2={name}; its keys: {', '.join(own[1:])}")
+            settable = ", ".join(k for k in own if k not in ("name", "seed"))
+            raise FedFairError(f"stage2.{key} is not a key of stage2={name}; its keys: {settable}")
 
 
 @dataclass(frozen=True)
