@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from fedfair import cellgauss
+from fedfair import cellgauss, schema
 from fedfair.env import raise_mmap_threshold
 from fedfair.errors import FedFairError
 from fedfair.table import Table
@@ -64,6 +64,9 @@ _NOISE = (
 )
 
 
+_DEFAULTS = schema.defaults("stage2", "dpctgan", "mst")
+
+
 @dataclass(frozen=True)
 class Stage2Config:
     """Settings of Algorithm 1, line 19. ``order``: ``before`` or ``after`` stage 1 (module
@@ -75,18 +78,18 @@ class Stage2Config:
     moves features past the schema's range (on Law School 17% of values at ρ = 1000)."""
 
     name: str
-    order: str = "after"
-    epsilon: float = 3.0
-    delta: float = 1e-5
-    ns2_frac: float = 1.0
-    epochs: int = 300
-    batch_size: int = 500
-    sigma: float = 5.0
+    order: str = _DEFAULTS["order"]
+    epsilon: float = _DEFAULTS["epsilon"]
+    delta: float = _DEFAULTS["delta"]
+    ns2_frac: float = _DEFAULTS["ns2_frac"]
+    epochs: int = _DEFAULTS["epochs"]
+    batch_size: int = _DEFAULTS["batch_size"]
+    sigma: float = _DEFAULTS["sigma"]
     seed: int = 0
-    threads: int = 1
-    mst_bins: int = 16
-    bounds_margin: float = 0.5
-    noise_seed: int | None = None
+    threads: int = _DEFAULTS["threads"]
+    mst_bins: int = _DEFAULTS["mst_bins"]
+    bounds_margin: float = _DEFAULTS["bounds_margin"]
+    noise_seed: int | None = _DEFAULTS["noise_seed"]
 
     def __post_init__(self) -> None:
         if self.name not in NAMES:

@@ -1,7 +1,8 @@
 """Checks of a resolved experiment config, all made before anything starts (no Ray, no output
-directory): the sections the generator and strategy dataclasses do not own, and what depends on the
-dataset (how many rows each client gets). Every failure is one :class:`FedFairError` line naming the
-key and the value."""
+directory): the schema of every section the run reads (:mod:`fedfair.schema`: unknown keys, types),
+the ranges the generator and strategy dataclasses do not own, and what depends on the dataset (how
+many rows each client gets). Every failure is one :class:`FedFairError` line naming the key and the
+value."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from fedfair import generators, schema
 from fedfair.data import Dataset
 from fedfair.errors import FedFairError
+from fedfair.fairfed import FairFedConfig
+from fedfair.local import LocalConfig
 from fedfair.partition import METHODS, partition
+from fedfair.stage2 import Stage2Config
 
 MAX_SEED = 2**32
 # A client needs this many training rows for any model (both labels, a test split of its own).
@@ -44,45 +49,96 @@ def number(value: Any, where: str, lo: float, hi: float = math.inf, lo_open: boo
     return float(value)
 
 
-def flag(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise FedFairError(f"{where} must be true or false, got {value!r}")
-    return value
+# The schema of ``strategy.*`` per strategy: the server's keys, then the clients' (local training).
+_ROUNDS = (schema.RoundsServer, LocalConfig)
+STRATEGY_SCHEMAS: dict[str, tuple[type, ...]] = {
+    "oneshot": (schema.OneShotServer,),
+    "fedavg": _ROUNDS,
+    "fairfed": (*_ROUNDS, FairFedConfig),
+    **{f"fedavg_{name}": _ROUNDS for name, g in generators.GENERATORS.items() if g.trained},
+}
+SECTIONS = ("dataset", "partition", "stage1", "stage2", "strategy", "simulation")
+
+
+def strategy_schema(name: Any) -> tuple[type, ...]:
+    """The dataclasses whose fields are the keys of ``strategy=<name>``."""
+    if name not in STRATEGY_SCHEMAS:
+        raise FedFairError(f"unknown strategy '{name}'; choose one of: {', '.join(STRATEGY_SCHEMAS)}")
+    return STRATEGY_SCHEMAS[name]
+
+
+def stage1_schema(name: Any) -> tuple[type, ...]:
+    """The dataclass of ``stage1=<name>`` (none for ``none``, whose only key is its name)."""
+    gen = generators.get(str(name))
+    return () if gen is None else (gen.config,)
+
+
+def section_schemas(cfg: dict[str, Any]) -> dict[str, tuple[tuple[type, ...], bool]]:
+    """Each section the run reads: (its dataclasses, whether it has a ``name`` key). The FedAvg and
+    FairFed baselines read no stage2, and stage1 only for ``fedavg_<kind>``."""
+    strategy = cfg["strategy"].get("name")
+    out = {
+        "simulation": ((schema.Simulation,), False),
+        "dataset": ((schema.DatasetOptions,), True),
+        "partition": ((schema.Partition,), False),
+        "strategy": (strategy_schema(strategy), True),
+    }
+    if strategy == "oneshot" or str(strategy).startswith("fedavg_"):
+        out["stage1"] = (stage1_schema(cfg["stage1"].get("name")), True)
+    if strategy == "oneshot":
+        out["stage2"] = ((Stage2Config,), False)  # its name is one of its fields
+    return out
+
+
+def check_schema(cfg: dict[str, Any]) -> None:
+    """Every key the run reads is known and of its type: the top level, then each section."""
+    top = {k: v for k, v in cfg.items() if k not in SECTIONS}
+    known = set(schema.keys(schema.Run)) | set(SECTIONS)
+    for key in top:
+        if key not in known:
+            raise FedFairError(f"unknown key {key}; known keys: {', '.join(sorted(known))}")
+    for key in schema.keys(schema.Run):
+        if key in cfg:
+            schema.check_type(cfg[key], schema.hints(schema.Run)[key], key)
+    for section, (classes, named) in section_schemas(cfg).items():
+        value = cfg.get(section, {})
+        if not isinstance(value, dict):
+            raise FedFairError(f"{section} must be a section of keys, got {value!r}")
+        for key in schema.RUN_OWNED:
+            if section in ("stage1", "stage2") and key in value:
+                raise FedFairError(f"{section}.{key} cannot be set: it is derived from the run {key} (set {key}=...)")
+        schema.check_section(value, classes, section, named)
 
 
 def check_config(cfg: dict[str, Any]) -> None:
-    """The top level, ``partition``, ``simulation`` and the keys of ``stage1`` / ``stage2`` that
-    the run seed owns."""
+    """The schema of every section the run reads (:func:`check_schema`), then the ranges of the
+    top level, ``partition`` and ``simulation``, and what crosses sections."""
+    check_schema(cfg)
     integer(cfg["seed"], "seed", 0, MAX_SEED - 1)
     k = integer(cfg["num_clients"], "num_clients", 1)
-    for key in ("progress", "audit"):
-        if key in cfg:
-            flag(cfg[key], key)
-    for key in ("data_dir", "cache_dir"):
-        if cfg.get(key) is not None and not isinstance(cfg[key], str):
-            raise FedFairError(f"{key} must be a path or null, got {cfg[key]!r}")
-    part = cfg["partition"]
-    if part.get("method") not in METHODS:
-        raise FedFairError(f"partition.method must be one of {', '.join(METHODS)}, got {part.get('method')!r}")
-    number(part.get("test_frac", 0.2), "partition.test_frac", 0.0, 1.0, lo_open=True, hi_open=True)
-    if part["method"] == "dirichlet":
-        number(part.get("alpha"), "partition.alpha", 0.0, lo_open=True)
-    sim = cfg.get("simulation", {})
-    cpus = integer(sim.get("num_cpus", 1), "simulation.num_cpus", 1)
-    integer(sim.get("client_cpus", 1), "simulation.client_cpus", 1, cpus)
-    for key in ("timeout", "connect_timeout"):
-        if key in sim:
-            number(sim[key], f"simulation.{key}", 0.0, lo_open=True)
+    part = partition_config(cfg)
+    if part.method not in METHODS:
+        raise FedFairError(f"partition.method must be one of {', '.join(METHODS)}, got {part.method!r}")
+    number(part.test_frac, "partition.test_frac", 0.0, 1.0, lo_open=True, hi_open=True)
+    if part.method == "dirichlet":
+        number(part.alpha, "partition.alpha", 0.0, lo_open=True)
+    sim = schema.build(schema.Simulation, cfg.get("simulation", {}), "simulation")
+    integer(sim.num_cpus, "simulation.num_cpus", 1)
+    integer(sim.client_cpus, "simulation.client_cpus", 1, sim.num_cpus)
+    number(sim.timeout, "simulation.timeout", 0.0, lo_open=True)
+    number(sim.connect_timeout, "simulation.connect_timeout", 0.0, lo_open=True)
     strategy = cfg["strategy"]
     if strategy.get("min_clients") is not None:
         integer(strategy["min_clients"], "strategy.min_clients", 1, k)
     if "lam_theta" in strategy:
         number(strategy["lam_theta"], "strategy.lam_theta", 0.0, lo_open=True)
-    for section in ("stage1", "stage2"):
-        if "seed" in cfg[section]:
-            raise FedFairError(f"{section}.seed cannot be set: it is derived from the run seed (set seed=...)")
     if "rho" in cfg["stage1"]:
         number(cfg["stage1"]["rho"], "stage1.rho", 0.0)
+
+
+def partition_config(cfg: dict[str, Any]) -> schema.Partition:
+    """The ``partition`` section, typed (a missing key takes its value in conf/partition/)."""
+    return schema.build(schema.Partition, cfg["partition"], "partition")
 
 
 def check_clients(dataset: Dataset, cfg: dict[str, Any]) -> list[np.ndarray]:
@@ -90,16 +146,14 @@ def check_clients(dataset: Dataset, cfg: dict[str, Any]) -> list[np.ndarray]:
     ``MIN_CLIENT_ROWS`` rows. Cheap: the row count is checked before anything is partitioned, so
     ``num_clients`` far beyond the data answers at once."""
     k, n = int(cfg["num_clients"]), len(dataset.table)
-    part = cfg["partition"]
+    part = partition_config(cfg)
     if k * MIN_CLIENT_ROWS > n:
         raise FedFairError(
             f"num_clients={k} is too many for {dataset.name} ({n:,} rows): each client needs at least "
             f"{MIN_CLIENT_ROWS} rows, so at most {n // MIN_CLIENT_ROWS:,} clients"
         )
-    column = part.get("column")
-    groups = dataset.column(column) if part["method"] == "by_column" and column is not None else None
-    parts = partition(dataset.table.s, part["method"], k, int(cfg["seed"]), alpha=float(part.get("alpha", 0.5)),
-                      groups=groups)
+    groups = dataset.column(part.column) if part.method == "by_column" and part.column is not None else None
+    parts = partition(dataset.table.s, part.method, k, int(cfg["seed"]), alpha=part.alpha, groups=groups)
     sizes = np.array([len(p) for p in parts])
     small = np.flatnonzero(sizes < MIN_CLIENT_ROWS)
     if len(small):
