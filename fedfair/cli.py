@@ -55,7 +55,7 @@ HELP_FLAGS = {"--help", "-h"}
 def _lines(label: str, text: str, width: int, column: int = 36) -> list[str]:
     """``label`` in a column of its own, ``text`` wrapped beside it (below it if the label is longer)."""
     pad = " " * column
-    wrapped = textwrap.wrap(text, max(width - column, 30)) or [""]
+    wrapped = textwrap.wrap(text, max(width - column, 30), break_on_hyphens=False) or [""]
     head = f"  {label}"
     if len(head) < column - 1:
         return [f"{head:<{column}}{wrapped[0]}".rstrip(), *(pad + w for w in wrapped[1:])]
