@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shutil
 import sys
 import textwrap
 from typing import Any
 
-from fedfair.env import quiet_workers, set_offline_defaults
+from fedfair.console import quiet
+from fedfair.env import set_offline_defaults
 from fedfair.errors import FedFairError
 
 DESCRIPTION = """\
@@ -121,10 +121,9 @@ def _run(args: list[str]) -> int:
         _check_jobs(args)
     from strategies.simulation import hydra_main
 
-    quiet_workers()
-    logging.captureWarnings(True)  # library warnings go to the run's log file (fedfair.console)
     sys.argv = ["fedfair run", *args]
-    hydra_main()
+    with quiet():
+        hydra_main()
     return 0
 
 

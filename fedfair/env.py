@@ -26,13 +26,6 @@ def set_offline_defaults() -> None:
     os.environ.setdefault("FLWR_HOME", str(Path.home() / ".cache" / "fedfair" / "flwr"))
 
 
-def quiet_workers() -> None:
-    """Flower's console handler in the Ray workers (they inherit this variable) shows errors only:
-    its INFO/WARNING lines there (e.g. "Manually terminating ClientAppActor") are the engine's
-    chatter. Unless the user set FLWR_LOG_LEVEL."""
-    os.environ.setdefault("FLWR_LOG_LEVEL", "ERROR")
-
-
 def conf_dir() -> Path:
     """The Hydra configuration directory ``conf/`` beside the package (the one home of defaults)."""
     return Path(__file__).resolve().parents[1] / "conf"
