@@ -111,8 +111,8 @@ class Stage1Config:
     inner: Literal["newton", "lbfgs"] = _DEFAULTS["inner"]
     inner_max_iter: int = _DEFAULTS["inner_max_iter"]
     inner_tol: float = _DEFAULTS["inner_tol"]
-    seed: int = 0
-    progress: bool = True
+    seed: int = field(default=0, metadata=schema.RUN)
+    progress: bool = field(default=True, metadata=schema.RUN)
 
     def __post_init__(self) -> None:
         if self.penalty not in PENALTIES:

@@ -69,7 +69,7 @@ def _show(value: Any) -> str:
 def run_help(overrides: list[str], width: int | None = None) -> str:
     """``fedfair run --help``: usage, every config group and option, then every key of the
     options selected by ``overrides`` with its value and description (all read from conf/)."""
-    from fedfair import schema
+    from fedfair import schema, sections
     from fedfair.config import compose_config
 
     width = width or min(shutil.get_terminal_size().columns, 100)
@@ -90,7 +90,7 @@ def run_help(overrides: list[str], width: int | None = None) -> str:
                 "(`fedfair run GROUP=OPTION --help` shows another option's keys):"]
     top = schema.descriptions(None, schema.ROOT)
     out.append("top level")
-    for key in schema.keys(schema.Run):
+    for key in schema.keys(sections.Run):
         out += _lines(f"{key} = {_show(cfg[key])}", top.get(key, ""), width)
     out.append("simulation")
     for key, value in cfg["simulation"].items():

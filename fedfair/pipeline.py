@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from fedfair import bilevel, fadm, fairdistill, fairfed, generators, local, metrics, model, schema
+from fedfair import bilevel, fadm, fairdistill, fairfed, generators, local, metrics, model, schema, sections
 from fedfair.audit import audit
 from fedfair.data import Dataset, load_dataset
 from fedfair.errors import FedFairError
@@ -85,10 +85,7 @@ class Experiment:
         """T: 1 for the one-shot method, ``strategy.rounds`` for the local-training strategies."""
         if self.strategy == "oneshot":
             return 1
-        rounds = schema.build(schema.RoundsServer, self.cfg["strategy"], "strategy").rounds
-        if rounds < 1:
-            raise FedFairError(f"strategy.rounds must be a positive integer, got {rounds!r}")
-        return rounds
+        return schema.build(sections.RoundsServer, self.cfg["strategy"], "strategy").rounds
 
     def local_config(self) -> local.LocalConfig:
         """Local training of FedAvg / FairFed / fedavg_<kind> (the clients' keys of their strategy
@@ -119,12 +116,12 @@ class Experiment:
                             seed=self.client_seed(partition_id))
 
     @property
-    def run(self) -> schema.Run:
+    def run(self) -> sections.Run:
         """The top-level keys, typed (a missing key takes its value in conf/config.yaml)."""
-        return schema.build(schema.Run, self.cfg, "")
+        return schema.build(sections.Run, self.cfg, "")
 
     def load(self) -> Dataset:
-        options = schema.build(schema.DatasetOptions, self.cfg["dataset"], "dataset").given()
+        options = schema.build(sections.DatasetOptions, self.cfg["dataset"], "dataset").given()
         return load_dataset(self.cfg["dataset"]["name"], data_dir=self.run.data_dir, **options)
 
     def check_dataset(self, dataset: Dataset) -> None:
@@ -370,7 +367,7 @@ def run_oneshot(exp: Experiment, dataset: Dataset) -> dict[str, Any]:
         uploads.append(make_upload(exp, dataset, train, pid, holdout=test))
         tests.append(test)
     t0 = time.perf_counter()
-    theta, degenerate = server_fit([u.table for u in uploads], schema.build(schema.OneShotServer, exp.cfg["strategy"], "strategy").lam_theta)
+    theta, degenerate = server_fit([u.table for u in uploads], schema.build(sections.OneShotServer, exp.cfg["strategy"], "strategy").lam_theta)
     fit_s = time.perf_counter() - t0
     counts = [evaluate(theta, test) for test in tests]
     return {

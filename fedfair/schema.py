@@ -5,7 +5,7 @@ types and checks and take their defaults from here, so no default is written twi
 :func:`defaults` reads an option's YAML once (following its ``defaults:`` list within its group, as
 ``fairfed`` extends ``fedavg``); :func:`descriptions` reads the comments; :func:`build` makes a
 dataclass from a config section, refusing an unknown key or a value of the wrong type in one line.
-The top-level, ``simulation``, ``dataset`` and ``partition`` sections are described here too.
+The sections no library dataclass owns are in :mod:`fedfair.sections`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 import re
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,8 +26,9 @@ from fedfair.errors import FedFairError
 
 ROOT = "config"  # conf/config.yaml: the top level, with the group defaults and the hydra node
 NOT_KEYS = ("defaults", "hydra")  # nodes of a YAML that are Hydra's, not experiment keys
-RUN_OWNED = ("seed", "progress")
-SELECTORS = ("name", "method")  # the key that names an option in its YAML  # fields of the stage configs that the run fills in, never keys there
+RUN = {"run": True}  # metadata of a field the run fills in (a client's seed, progress): never a key there
+SELECTORS = ("name", "method")  # the key that names an option in its YAML
+MAX_SEED = 2**32
 _KEY = re.compile(r"^(\s*)([A-Za-z_]\w*):(.*)$")
 
 
@@ -120,6 +121,27 @@ def summary(group: str, option: str) -> str:
     return _comments(group, option)[0]
 
 
+def integer(value: Any, where: str, lo: int, hi: int | None = None) -> int:
+    """``value`` as an int in [lo, hi] (``hi`` None: no upper bound), else a one-line error."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FedFairError(f"{where} must be an integer, got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        span = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+        raise FedFairError(f"{where} must be {span}, got {value}")
+    return value
+
+
+def number(value: Any, where: str, lo: float, hi: float = math.inf, lo_open: bool = False, hi_open: bool = False) -> float:
+    """``value`` as a finite float in the interval, else a one-line error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise FedFairError(f"{where} must be a finite number, got {value!r}")
+    if (value < lo or (lo_open and value == lo)) or (value > hi or (hi_open and value == hi)):
+        left, right = "(" if lo_open else "[", ")" if hi_open or hi == math.inf else "]"
+        upper = "inf" if hi == math.inf else f"{hi:g}"
+        raise FedFairError(f"{where} must be in {left}{lo:g}, {upper}{right}, got {value:g}")
+    return float(value)
+
+
 # ---- types and building ------------------------------------------------------------------------
 
 _KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
@@ -170,9 +192,13 @@ def hints(cls: type) -> dict[str, Any]:
 
 
 def keys(cls: type) -> tuple[str, ...]:
-    """The config keys a schema dataclass holds (its fields; in a stage config, but those the run
-    fills in)."""
-    return tuple(f.name for f in fields(cls) if cls is Run or f.name not in RUN_OWNED)
+    """The config keys a schema dataclass holds: its fields but those the run fills in."""
+    return tuple(f.name for f in fields(cls) if not f.metadata.get("run"))
+
+
+def run_filled(cls: type) -> tuple[str, ...]:
+    """The fields of a schema dataclass that the run fills in."""
+    return tuple(f.name for f in fields(cls) if f.metadata.get("run"))
 
 
 def check_section(section: dict[str, Any], classes: tuple[type, ...], where: str, named: bool = True) -> None:
@@ -180,9 +206,10 @@ def check_section(section: dict[str, Any], classes: tuple[type, ...], where: str
     its type."""
     types_ = ({"name": str} if named else {}) | {k: hints(cls)[k] for cls in classes for k in keys(cls)}
     for key, value in section.items():
+        if any(key in run_filled(cls) for cls in classes):
+            raise FedFairError(f"{where}.{key} cannot be set: it is derived from the run {key} (set {key}=...)")
         if key not in types_:
-            owned = " (it is derived from the run; set it at the top level)" if key in RUN_OWNED else ""
-            raise FedFairError(f"unknown key {where}.{key}{owned}; known keys: {', '.join(sorted(types_))}")
+            raise FedFairError(f"unknown key {where}.{key}; known keys: {', '.join(sorted(types_))}")
         check_type(value, types_[key], f"{where}.{key}")
 
 
@@ -193,77 +220,3 @@ def build(cls: type, section: dict[str, Any], where: str, **extra: Any) -> Any:
     for key, value in own.items():
         check_type(value, hints(cls)[key], f"{where}.{key}" if where else key)
     return cls(**own, **extra)
-
-
-# ---- the sections no library dataclass owns ----------------------------------------------------
-
-_TOP = defaults(None, ROOT)
-_SIM = _TOP["simulation"]
-
-
-@dataclass(frozen=True)
-class Run:
-    """The top level of conf/config.yaml."""
-
-    num_clients: int = _TOP["num_clients"]
-    seed: int = _TOP["seed"]
-    data_dir: str | None = _TOP["data_dir"]
-    cache_dir: str | None = _TOP["cache_dir"]
-    audit: bool = _TOP["audit"]
-    progress: bool = _TOP["progress"]
-
-
-@dataclass(frozen=True)
-class Simulation:
-    """``simulation.*``: Ray's resources and the server's waits."""
-
-    num_cpus: int = _SIM["num_cpus"]
-    client_cpus: int = _SIM["client_cpus"]
-    timeout: float = _SIM["timeout"]
-    connect_timeout: float = _SIM["connect_timeout"]
-
-
-_PART = defaults("partition", "iid", "dirichlet", "by_column")
-
-
-@dataclass(frozen=True)
-class Partition:
-    """``partition.*`` (conf/partition/): how rows are split among clients, then into train/test."""
-
-    method: str
-    test_frac: float = _PART["test_frac"]
-    alpha: float = _PART["alpha"]
-    column: str | None = _PART["column"]
-
-
-@dataclass(frozen=True)
-class DatasetOptions:
-    """``dataset.*`` (conf/dataset/) but ``name``: a dataset's loader options; None: not set (each
-    option exists for some datasets only, and the loader refuses it for the others)."""
-
-    sensitive: str | None = None
-    rows: int | None = None
-
-    def given(self) -> dict[str, Any]:
-        """The options that are set, as the loader's keyword arguments."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
-
-
-_ONESHOT = defaults("strategy", "oneshot")
-_FEDAVG = defaults("strategy", "fedavg")
-
-
-@dataclass(frozen=True)
-class OneShotServer:
-    """The server's keys of ``strategy=oneshot``: the server model's λ_θ (eq. 16) and the quorum."""
-
-    lam_theta: float = _ONESHOT["lam_theta"]
-    min_clients: int | None = _ONESHOT["min_clients"]
-
-
-@dataclass(frozen=True)
-class RoundsServer:
-    """The server's keys of the multi-round strategies (FedAvg, FairFed, fedavg_<kind>)."""
-
-    rounds: int = _FEDAVG["rounds"]
-    min_clients: int | None = _FEDAVG["min_clients"]

@@ -39,7 +39,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -85,7 +85,7 @@ class Stage2Config:
     epochs: int = _DEFAULTS["epochs"]
     batch_size: int = _DEFAULTS["batch_size"]
     sigma: float = _DEFAULTS["sigma"]
-    seed: int = 0
+    seed: int = field(default=0, metadata=schema.RUN)
     threads: int = _DEFAULTS["threads"]
     mst_bins: int = _DEFAULTS["mst_bins"]
     bounds_margin: float = _DEFAULTS["bounds_margin"]

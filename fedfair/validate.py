@@ -6,53 +6,26 @@ value."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from fedfair import generators, schema
+from fedfair import generators, schema, sections
 from fedfair.data import Dataset
 from fedfair.errors import FedFairError
 from fedfair.fairfed import FairFedConfig
 from fedfair.local import LocalConfig
-from fedfair.partition import METHODS, partition
+from fedfair.partition import partition
 from fedfair.stage2 import Stage2Config
 
-MAX_SEED = 2**32
 # A client needs this many training rows for any model (both labels, a test split of its own).
 MIN_CLIENT_ROWS = 4
 
 
-def _where(section: str | None, key: str) -> str:
-    return key if section is None else f"{section}.{key}"
-
-
-def integer(value: Any, where: str, lo: int, hi: int | None = None) -> int:
-    """``value`` as an int in [lo, hi] (``hi`` None: no upper bound), else a one-line error."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FedFairError(f"{where} must be an integer, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        span = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-        raise FedFairError(f"{where} must be {span}, got {value}")
-    return value
-
-
-def number(value: Any, where: str, lo: float, hi: float = math.inf, lo_open: bool = False, hi_open: bool = False) -> float:
-    """``value`` as a finite float in the interval, else a one-line error."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise FedFairError(f"{where} must be a finite number, got {value!r}")
-    if (value < lo or (lo_open and value == lo)) or (value > hi or (hi_open and value == hi)):
-        left, right = "(" if lo_open else "[", ")" if hi_open or hi == math.inf else "]"
-        upper = "inf" if hi == math.inf else f"{hi:g}"
-        raise FedFairError(f"{where} must be in {left}{lo:g}, {upper}{right}, got {value:g}")
-    return float(value)
-
-
 # The schema of ``strategy.*`` per strategy: the server's keys, then the clients' (local training).
-_ROUNDS = (schema.RoundsServer, LocalConfig)
+_ROUNDS = (sections.RoundsServer, LocalConfig)
 STRATEGY_SCHEMAS: dict[str, tuple[type, ...]] = {
-    "oneshot": (schema.OneShotServer,),
+    "oneshot": (sections.OneShotServer,),
     "fedavg": _ROUNDS,
     "fairfed": (*_ROUNDS, FairFedConfig),
     **{f"fedavg_{name}": _ROUNDS for name, g in generators.GENERATORS.items() if g.trained},
@@ -78,9 +51,9 @@ def section_schemas(cfg: dict[str, Any]) -> dict[str, tuple[tuple[type, ...], bo
     FairFed baselines read no stage2, and stage1 only for ``fedavg_<kind>``."""
     strategy = cfg["strategy"].get("name")
     out = {
-        "simulation": ((schema.Simulation,), False),
-        "dataset": ((schema.DatasetOptions,), True),
-        "partition": ((schema.Partition,), False),
+        "simulation": ((sections.Simulation,), False),
+        "dataset": ((sections.DatasetOptions,), True),
+        "partition": ((sections.Partition,), False),
         "strategy": (strategy_schema(strategy), True),
     }
     if strategy == "oneshot" or str(strategy).startswith("fedavg_"):
@@ -93,52 +66,39 @@ def section_schemas(cfg: dict[str, Any]) -> dict[str, tuple[tuple[type, ...], bo
 def check_schema(cfg: dict[str, Any]) -> None:
     """Every key the run reads is known and of its type: the top level, then each section."""
     top = {k: v for k, v in cfg.items() if k not in SECTIONS}
-    known = set(schema.keys(schema.Run)) | set(SECTIONS)
+    known = set(schema.keys(sections.Run)) | set(SECTIONS)
     for key in top:
         if key not in known:
             raise FedFairError(f"unknown key {key}; known keys: {', '.join(sorted(known))}")
-    for key in schema.keys(schema.Run):
+    for key in schema.keys(sections.Run):
         if key in cfg:
-            schema.check_type(cfg[key], schema.hints(schema.Run)[key], key)
+            schema.check_type(cfg[key], schema.hints(sections.Run)[key], key)
     for section, (classes, named) in section_schemas(cfg).items():
         value = cfg.get(section, {})
         if not isinstance(value, dict):
             raise FedFairError(f"{section} must be a section of keys, got {value!r}")
-        for key in schema.RUN_OWNED:
-            if section in ("stage1", "stage2") and key in value:
-                raise FedFairError(f"{section}.{key} cannot be set: it is derived from the run {key} (set {key}=...)")
         schema.check_section(value, classes, section, named)
 
 
 def check_config(cfg: dict[str, Any]) -> None:
-    """The schema of every section the run reads (:func:`check_schema`), then the ranges of the
-    top level, ``partition`` and ``simulation``, and what crosses sections."""
+    """The schema of every section the run reads (:func:`check_schema`), the ranges of the sections
+    no library dataclass owns (:mod:`fedfair.sections`), and what crosses sections."""
     check_schema(cfg)
-    integer(cfg["seed"], "seed", 0, MAX_SEED - 1)
-    k = integer(cfg["num_clients"], "num_clients", 1)
-    part = partition_config(cfg)
-    if part.method not in METHODS:
-        raise FedFairError(f"partition.method must be one of {', '.join(METHODS)}, got {part.method!r}")
-    number(part.test_frac, "partition.test_frac", 0.0, 1.0, lo_open=True, hi_open=True)
-    if part.method == "dirichlet":
-        number(part.alpha, "partition.alpha", 0.0, lo_open=True)
-    sim = schema.build(schema.Simulation, cfg.get("simulation", {}), "simulation")
-    integer(sim.num_cpus, "simulation.num_cpus", 1)
-    integer(sim.client_cpus, "simulation.client_cpus", 1, sim.num_cpus)
-    number(sim.timeout, "simulation.timeout", 0.0, lo_open=True)
-    number(sim.connect_timeout, "simulation.connect_timeout", 0.0, lo_open=True)
+    k = schema.build(sections.Run, cfg, "").num_clients
+    partition_config(cfg)
+    schema.build(sections.Simulation, cfg.get("simulation", {}), "simulation")
     strategy = cfg["strategy"]
     if strategy.get("min_clients") is not None:
-        integer(strategy["min_clients"], "strategy.min_clients", 1, k)
+        schema.integer(strategy["min_clients"], "strategy.min_clients", 1, k)
     if "lam_theta" in strategy:
-        number(strategy["lam_theta"], "strategy.lam_theta", 0.0, lo_open=True)
+        schema.number(strategy["lam_theta"], "strategy.lam_theta", 0.0, lo_open=True)
     if "rho" in cfg["stage1"]:
-        number(cfg["stage1"]["rho"], "stage1.rho", 0.0)
+        schema.number(cfg["stage1"]["rho"], "stage1.rho", 0.0)
 
 
-def partition_config(cfg: dict[str, Any]) -> schema.Partition:
+def partition_config(cfg: dict[str, Any]) -> sections.Partition:
     """The ``partition`` section, typed (a missing key takes its value in conf/partition/)."""
-    return schema.build(schema.Partition, cfg["partition"], "partition")
+    return schema.build(sections.Partition, cfg["partition"], "partition")
 
 
 def check_clients(dataset: Dataset, cfg: dict[str, Any]) -> list[np.ndarray]:

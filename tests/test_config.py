@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fedfair import schema
+from fedfair import schema, sections
 from fedfair.cli import GROUPS, run_help
 from fedfair.config import compose_config
 from fedfair.console import SUMMARY, ConsoleFilter
@@ -38,7 +38,7 @@ def _classes(group: str, option: str) -> tuple[type, ...]:
         return stage1_schema(option)
     if group == "strategy":
         return STRATEGY_SCHEMAS[option]
-    return {"dataset": (schema.DatasetOptions,), "partition": (schema.Partition,), "stage2": (Stage2Config,)}[group]
+    return {"dataset": (sections.DatasetOptions,), "partition": (sections.Partition,), "stage2": (Stage2Config,)}[group]
 
 
 def _fields(classes: tuple[type, ...]) -> dict[str, Any]:
@@ -66,8 +66,8 @@ def test_a_shared_schema_holds_the_union_of_its_options_keys(group: str) -> None
 def test_the_top_level_and_simulation_keys_are_schema_fields() -> None:
     top = schema.defaults(None, schema.ROOT)
     scalars = {k for k, v in top.items() if not isinstance(v, dict)}
-    assert scalars == set(schema.keys(schema.Run))
-    assert set(top["simulation"]) == set(schema.keys(schema.Simulation))
+    assert scalars == set(schema.keys(sections.Run))
+    assert set(top["simulation"]) == set(schema.keys(sections.Simulation))
     groups = {"dataset", "partition", "stage1", "stage2", "strategy"}
     assert groups == set(GROUPS) and all(schema.options(g) for g in groups)
 
@@ -92,11 +92,11 @@ def _homes() -> list[tuple[type, str, list[str]]]:
 def test_dataclass_defaults_are_the_yaml_values(cls: type, group: str, options: list[str]) -> None:
     """Where every option that sets a key agrees on its value, the default is that value; where
     they differ (stage2.order), it is one of them. DatasetOptions' None means "not set"."""
-    if cls is schema.DatasetOptions:
+    if cls is sections.DatasetOptions:
         assert all(f.default is None for f in fields(cls))
         return
     for f in fields(cls):
-        if f.name in schema.RUN_OWNED or f.default is MISSING:
+        if f.metadata.get("run") or f.default is MISSING:
             continue
         values = [schema.defaults(group, o)[f.name] for o in options if f.name in schema.defaults(group, o)]
         assert values, f"{cls.__name__}.{f.name} is in no conf/{group}/*.yaml"
@@ -104,8 +104,8 @@ def test_dataclass_defaults_are_the_yaml_values(cls: type, group: str, options: 
         if len(set(map(repr, values))) == 1:
             assert repr(f.default) == repr(values[0])
     top = schema.defaults(None, schema.ROOT)
-    assert schema.Run() == schema.Run(**{k: top[k] for k in schema.keys(schema.Run)})
-    assert schema.Simulation() == schema.Simulation(**top["simulation"])
+    assert sections.Run() == sections.Run(**{k: top[k] for k in schema.keys(sections.Run)})
+    assert sections.Simulation() == sections.Simulation(**top["simulation"])
 
 
 def test_the_local_training_default_is_the_yaml_one() -> None:
@@ -184,9 +184,9 @@ def test_a_partial_config_takes_the_yaml_defaults() -> None:
     cfg = {"dataset": {"name": "synthetic"}, "partition": {"method": "dirichlet"}, "strategy": {"name": "fedavg"},
            "stage1": {"name": "none"}, "stage2": {"name": "none"}, "num_clients": 2, "seed": 0}
     exp = Experiment(cfg)
-    assert exp.run == schema.Run(num_clients=2, seed=0)
+    assert exp.run == sections.Run(num_clients=2, seed=0)
     assert exp.rounds() == schema.defaults("strategy", "fedavg")["rounds"]
-    part = schema.build(schema.Partition, cfg["partition"], "partition")
+    part = schema.build(sections.Partition, cfg["partition"], "partition")
     assert (part.alpha, part.test_frac) == (schema.defaults("partition", "dirichlet")["alpha"],
                                             schema.defaults("partition", "dirichlet")["test_frac"])
 

@@ -59,9 +59,9 @@ class FADMConfig:
     ns: float | None = _DEFAULTS["ns"]
     labels: str = _DEFAULTS["labels"]
     domain_column: str | None = _DEFAULTS["domain_column"]
-    seed: int = 0
+    seed: int = field(default=0, metadata=schema.RUN)
     threads: int = _DEFAULTS["threads"]
-    progress: bool = True
+    progress: bool = field(default=True, metadata=schema.RUN)
 
     def __post_init__(self) -> None:
         ints = ("iterations", "batch_size", "hidden", "layers", "steps", "threads")

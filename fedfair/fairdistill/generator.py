@@ -112,9 +112,9 @@ class FairDistillConfig:
     distill: bool = _DEFAULTS["distill"]
     ns: float | None = _DEFAULTS["ns"]
     labels: str = _DEFAULTS["labels"]
-    seed: int = 0
+    seed: int = field(default=0, metadata=schema.RUN)
     threads: int = _DEFAULTS["threads"]
-    progress: bool = True
+    progress: bool = field(default=True, metadata=schema.RUN)
 
     def __post_init__(self) -> None:
         ints = ("hidden", "student_hidden", "z_dim", "teacher_iterations", "student_iterations", "batch_size",
