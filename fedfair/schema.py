@@ -10,6 +10,7 @@ The sections no library dataclass owns are in :mod:`fedfair.sections`.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import re
@@ -41,31 +42,34 @@ def options(group: str) -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in (conf_dir() / group).glob("*.yaml")))
 
 
+@functools.cache
+def _load(group: str | None, option: str) -> dict[str, Any]:
+    """An option's YAML as read by OmegaConf (as Hydra reads it), once per process."""
+    return OmegaConf.to_container(OmegaConf.load(_path(group, option)), resolve=False)  # type: ignore[return-value]
+
+
 def _parents(group: str | None, option: str) -> list[str]:
     """The same-group options an option's ``defaults:`` list extends (``override /...`` entries,
     which select other groups, are Hydra's business)."""
-    raw = OmegaConf.to_container(OmegaConf.load(_path(group, option)), resolve=False)
-    listed = raw.get("defaults", []) if isinstance(raw, dict) else []
+    listed = _load(group, option).get("defaults", []) if group is not None else []
     return [d for d in listed if isinstance(d, str) and d != "_self_"]
 
 
-@functools.cache
 def _defaults(group: str | None, option: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for parent in _parents(group, option) if group is not None else ():
+    for parent in _parents(group, option):
         values.update(_defaults(group, parent))
-    raw = OmegaConf.to_container(OmegaConf.load(_path(group, option)), resolve=False)
-    values.update({k: v for k, v in raw.items() if k not in NOT_KEYS})  # type: ignore[union-attr]
+    values.update({k: v for k, v in _load(group, option).items() if k not in NOT_KEYS})
     return values
 
 
 def defaults(group: str | None, *option_names: str) -> dict[str, Any]:
     """The default values of a group's options (``group`` None: conf/config.yaml's top level),
-    merged: a key takes its value from the first option that has it."""
+    merged: a key takes its value from the first option that has it. A fresh copy."""
     merged: dict[str, Any] = {}
     for option in reversed(option_names):
         merged.update(_defaults(group, option))
-    return merged
+    return copy.deepcopy(merged)
 
 
 @functools.cache
@@ -102,23 +106,18 @@ def _comments(group: str | None, option: str) -> tuple[str, dict[str, str]]:
 
 
 def descriptions(group: str | None, option: str) -> dict[str, str]:
-    """Each key's one-line description (dotted for nested keys, e.g. ``simulation.timeout``); the
-    key naming the option (``name``, ``partition.method``) has the option's description; keys inherited through
-    ``defaults:`` keep their parent's."""
+    """Each key's one-line description (dotted for nested keys, e.g. ``simulation.timeout``). The
+    key naming the option (``name``, ``partition.method``) has the option's description (the comment
+    block before its first key); keys inherited through ``defaults:`` keep their parent's."""
     described: dict[str, str] = {}
-    for parent in _parents(group, option) if group is not None else ():
+    for parent in _parents(group, option):
         described.update(descriptions(group, parent))
     head, own = _comments(group, option)
     described.update(own)
-    selector = next((k for k in SELECTORS if k in _defaults(group, option)), None) if group else None
+    selector = next((k for k in SELECTORS if k in _load(group, option)), None) if group else None
     if selector is not None:
         described[selector] = head
     return described
-
-
-def summary(group: str, option: str) -> str:
-    """The option's description: the comment block before its first key."""
-    return _comments(group, option)[0]
 
 
 def integer(value: Any, where: str, lo: int, hi: int | None = None) -> int:
