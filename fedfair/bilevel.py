@@ -84,7 +84,7 @@ PROX_GAP = 100.0
 RECORD_EVERY = 10
 
 
-_DEFAULTS = schema.defaults("stage1", "bilevel")
+_DEFAULTS = schema.defaults("stage1", "bilevel")  # the defaults below: conf/stage1/bilevel.yaml
 
 
 @dataclass(frozen=True)

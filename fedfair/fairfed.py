@@ -35,7 +35,7 @@ from fedfair.table import Table
 METRICS = ("eod", "spd")
 
 
-_DEFAULTS = schema.defaults("strategy", "fairfed")
+_DEFAULTS = schema.defaults("strategy", "fairfed")  # the defaults below: conf/strategy/fairfed.yaml
 
 
 @dataclass(frozen=True)

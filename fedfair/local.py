@@ -20,7 +20,7 @@ from fedfair.errors import FedFairError
 from fedfair.table import Table
 
 
-_DEFAULTS = schema.defaults("strategy", "fedavg")
+_DEFAULTS = schema.defaults("strategy", "fedavg")  # the defaults below: conf/strategy/fedavg.yaml
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ _NOISE = (
 )
 
 
-_DEFAULTS = schema.defaults("stage2", "dpctgan", "mst")
+_DEFAULTS = schema.defaults("stage2", "dpctgan", "mst")  # the defaults below: conf/stage2/dpctgan.yaml, then mst.yaml
 
 
 @dataclass(frozen=True)

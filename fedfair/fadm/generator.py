@@ -33,7 +33,7 @@ LABELS = ("match", "balanced")
 SAMPLING = ("lambda_y", "lambda_z", "steps", "ns", "labels", "progress")  # FADMConfig fields used after training
 
 
-_DEFAULTS = schema.defaults("stage1", "fadm")
+_DEFAULTS = schema.defaults("stage1", "fadm")  # the defaults below: conf/stage1/fadm.yaml
 
 
 @dataclass(frozen=True)

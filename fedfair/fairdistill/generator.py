@@ -48,7 +48,7 @@ KL_TO = ("teacher", "prior")
 GENERATION = ("s_decode", "decode", "distill", "ns", "labels", "progress")  # fields used after training
 
 
-_DEFAULTS = schema.defaults("stage1", "fairdistill")
+_DEFAULTS = schema.defaults("stage1", "fairdistill")  # the defaults below: conf/stage1/fairdistill.yaml
 
 
 @dataclass(frozen=True)
