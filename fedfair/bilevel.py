@@ -65,7 +65,7 @@ import numpy as np
 from scipy.special import expit
 from tqdm.auto import tqdm
 
-from fedfair import model
+from fedfair import model, schema
 from fedfair.env import raise_mmap_threshold
 from fedfair.errors import FedFairError
 from fedfair.table import Table
@@ -84,6 +84,9 @@ PROX_GAP = 100.0
 RECORD_EVERY = 10
 
 
+_DEFAULTS = schema.defaults("stage1", "bilevel")  # the defaults below: conf/stage1/bilevel.yaml
+
+
 @dataclass(frozen=True)
 class Stage1Config:
     """Settings of Algorithm 1, lines 3–8. Defaults are the paper's (§4.1) but for ``lr`` (the paper
@@ -92,24 +95,24 @@ class Stage1Config:
     ours (module docstring); ``None`` means the penalty's default (:attr:`gap_weight`,
     :attr:`prox_weight`)."""
 
-    penalty: Penalty = "sp"
-    rho: float = 1000.0
-    gamma: float | None = None
-    prox: float | None = None
-    clip: bool = False
-    prox_spread: bool = False
-    best_iterate: bool = False
-    lam_x: float = 1e-4
-    lam_theta: float = model.LAMBDA_THETA
-    k_max: int = 1000
-    lr: float = 0.01
-    ns1: float | None = None  # None: N_s1 = N; a float in (0, 1]: a fraction of N; > 1: a row count
-    init: Literal["real", "uniform"] = "real"
-    inner: Literal["newton", "lbfgs"] = "newton"
-    inner_max_iter: int = 100
-    inner_tol: float = 1e-8
-    seed: int = 0
-    progress: bool = True
+    penalty: Penalty = _DEFAULTS["penalty"]
+    rho: float = _DEFAULTS["rho"]
+    gamma: float | None = _DEFAULTS["gamma"]
+    prox: float | None = _DEFAULTS["prox"]
+    clip: bool = _DEFAULTS["clip"]
+    prox_spread: bool = _DEFAULTS["prox_spread"]
+    best_iterate: bool = _DEFAULTS["best_iterate"]
+    lam_x: float = _DEFAULTS["lam_x"]
+    lam_theta: float = _DEFAULTS["lam_theta"]
+    k_max: int = _DEFAULTS["k_max"]
+    lr: float = _DEFAULTS["lr"]
+    ns1: float | None = _DEFAULTS["ns1"]
+    init: Literal["real", "uniform"] = _DEFAULTS["init"]
+    inner: Literal["newton", "lbfgs"] = _DEFAULTS["inner"]
+    inner_max_iter: int = _DEFAULTS["inner_max_iter"]
+    inner_tol: float = _DEFAULTS["inner_tol"]
+    seed: int = field(default=0, metadata=schema.RUN)
+    progress: bool = field(default=True, metadata=schema.RUN)
 
     def __post_init__(self) -> None:
         if self.penalty not in PENALTIES:

@@ -1,8 +1,4 @@
-"""The ``fedfair`` command.
-
-    fedfair run [-m] [overrides...]   one experiment (or a Hydra sweep) in Flower's simulation engine
-    fedfair data list                 where each dataset's files are expected, and whether they are there
-    fedfair data fetch NAME           download a dataset into the data directory (needs a network)
+"""The ``fedfair`` command (``fedfair --help``, ``fedfair run --help``).
 
 ``run`` is the one place this package reaches the Flower adapters (``strategies``), imported lazily;
 every other module of ``fedfair`` is Flower-free.
@@ -12,10 +8,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import textwrap
+from typing import Any
 
+from fedfair.console import quiet
 from fedfair.env import set_offline_defaults
 from fedfair.errors import FedFairError
+
+DESCRIPTION = """\
+Federated fair learning with synthetic data, in Flower's simulation engine.
+
+commands:
+  fedfair run [-m] [GROUP=OPTION ...] [KEY=VALUE ...]
+                      one experiment (or, with -m, a sweep); `fedfair run --help` lists every
+                      config group, key, default and meaning
+  fedfair data list   where each dataset's files are expected, and whether they are there
+  fedfair data fetch NAME
+                      download a dataset into the data directory (needs a network)
+
+Bad input is one line on stderr (`error: ...`) and exit code 2."""
+GROUPS = ("dataset", "partition", "stage1", "stage2", "strategy")
 
 
 def _check_jobs(args: list[str]) -> None:
@@ -34,16 +48,82 @@ def _check_jobs(args: list[str]) -> None:
         exp.check_dataset(loaded[key])
 
 
-HYDRA_INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--version"}
+HYDRA_INFO_FLAGS = {"--hydra-help", "--info", "-i", "--cfg", "-c", "--version"}
+HELP_FLAGS = {"--help", "-h"}
+
+
+def _lines(label: str, text: str, width: int, column: int = 36) -> list[str]:
+    """``label`` in a column of its own, ``text`` wrapped beside it (below it if the label is longer)."""
+    pad = " " * column
+    wrapped = textwrap.wrap(text, max(width - column, 30), break_on_hyphens=False) or [""]
+    head = f"  {label}"
+    if len(head) < column - 1:
+        return [f"{head:<{column}}{wrapped[0]}".rstrip(), *(pad + w for w in wrapped[1:])]
+    return [head, *(pad + w for w in wrapped)]
+
+
+def _show(value: Any) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def run_help(overrides: list[str], width: int | None = None) -> str:
+    """``fedfair run --help``: usage, every config group and option, then every key of the
+    options selected by ``overrides`` with its value and description (all read from conf/)."""
+    from fedfair import schema, sections
+    from fedfair.config import compose_config
+
+    width = width or min(shutil.get_terminal_size().columns, 100)
+    cfg = compose_config(overrides)
+    selected = {"partition": cfg["partition"]["method"]} | {g: cfg[g]["name"] for g in GROUPS if g != "partition"}
+    out = [
+        "usage: fedfair run [-m] [GROUP=OPTION ...] [KEY=VALUE ...]",
+        "",
+        "Runs one experiment in Flower's simulation engine and writes outputs/<date>/<time>/results.json",
+        "(the log of everything: fedfair.log beside it). Every default lives in conf/.",
+        "",
+        "config groups (GROUP=OPTION; * = selected):",
+    ]
+    for group in GROUPS:
+        choices = " | ".join(o + ("*" if o == selected[group] else "") for o in schema.options(group))
+        out += _lines(group, choices, width, column=13)
+    out += ["", "keys (KEY=VALUE) of the options selected, their values and meaning "
+                "(`fedfair run GROUP=OPTION --help` shows another option's keys):"]
+    top = schema.descriptions(None, schema.ROOT)
+    out.append("top level")
+    for key in schema.keys(sections.Run):
+        out += _lines(f"{key} = {_show(cfg[key])}", top.get(key, ""), width)
+    out.append("simulation")
+    for key, value in cfg["simulation"].items():
+        out += _lines(f"simulation.{key} = {_show(value)}", top.get(f"simulation.{key}", ""), width)
+    for group in GROUPS:
+        described = schema.descriptions(group, selected[group]) if selected[group] in schema.options(group) else {}
+        out.append(f"{group}={selected[group]}")
+        for key, value in cfg[group].items():
+            out += _lines(f"{group}.{key} = {_show(value)}", described.get(key, ""), width)
+    out += [
+        "",
+        "overrides and sweeps:",
+        "  fedfair run dataset=adult stage2=mst stage1.rho=100    one run: pick options, set keys",
+        "  fedfair run -m seed=0,1,2 stage1.rho=0,1000            a sweep: one job per combination, and",
+        "                                                         multirun/<date>/<time>/summary.csv",
+        "  An unknown key or a value of the wrong type is refused before anything starts.",
+        "",
+        "Hydra: --cfg job (print the composed config), --info, --hydra-help, --resolve.",
+    ]
+    return "\n".join(out) + "\n"
 
 
 def _run(args: list[str]) -> int:
+    if HELP_FLAGS & set(args):
+        print(run_help([a for a in args if not a.startswith("-")]), end="")
+        return 0
     if not HYDRA_INFO_FLAGS & set(args):  # Hydra's help and --cfg run no job
         _check_jobs(args)
     from strategies.simulation import hydra_main
 
     sys.argv = ["fedfair run", *args]
-    hydra_main()
+    with quiet():
+        hydra_main()
     return 0
 
 
@@ -66,7 +146,8 @@ def _data(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     set_offline_defaults()
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="fedfair", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="fedfair", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run an experiment (Hydra overrides follow; -m sweeps)", add_help=False)
     data = sub.add_parser("data", help="list or fetch datasets")

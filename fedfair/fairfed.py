@@ -28,19 +28,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedfair import metrics, model
+from fedfair import metrics, model, schema
 from fedfair.errors import FedFairError
 from fedfair.table import Table
 
 METRICS = ("eod", "spd")
 
 
+_DEFAULTS = schema.defaults("strategy", "fairfed")  # the defaults below: conf/strategy/fairfed.yaml
+
+
 @dataclass(frozen=True)
 class FairFedConfig:
     """β (the fairness budget of each weight step; 0 = FedAvg) and the metric F."""
 
-    beta: float = 1.0
-    metric: str = "eod"
+    beta: float = _DEFAULTS["beta"]
+    metric: str = _DEFAULTS["metric"]
 
     def __post_init__(self) -> None:
         if not (self.beta >= 0 and math.isfinite(self.beta)):

@@ -15,9 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedfair import model
+from fedfair import model, schema
 from fedfair.errors import FedFairError
 from fedfair.table import Table
+
+
+_DEFAULTS = schema.defaults("strategy", "fedavg")  # the defaults below: conf/strategy/fedavg.yaml
 
 
 @dataclass(frozen=True)
@@ -25,11 +28,11 @@ class LocalConfig:
     """Local training of one round (``strategy.*`` of ``conf/strategy/{fedavg,fairfed}.yaml``).
     A ``batch_size`` of at least the client's row count is full-batch gradient descent."""
 
-    local_epochs: int = 1
-    lr: float = 0.1
-    batch_size: int = 64
-    lam_theta: float = model.LAMBDA_THETA
-    reweigh: bool = False
+    local_epochs: int = _DEFAULTS["local_epochs"]
+    lr: float = _DEFAULTS["lr"]
+    batch_size: int = _DEFAULTS["batch_size"]
+    lam_theta: float = _DEFAULTS["lam_theta"]
+    reweigh: bool = _DEFAULTS["reweigh"]
 
     def __post_init__(self) -> None:
         if self.local_epochs < 1:

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from scipy.special import expit
 
+from fedfair import schema
 from fedfair.errors import FedFairError
 from fedfair.table import Table
 
-LAMBDA_THETA = 1e-4
+LAMBDA_THETA = schema.defaults("strategy", "oneshot")["lam_theta"]  # the server model's (eq. 16)
 DECREMENT_FLOOR = 1e-24  # below it, a Newton step changes ℓ_r by less than rounding
 
 

@@ -14,51 +14,27 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from fedfair import bilevel, fadm, fairdistill, fairfed, generators, local, metrics, model
+from fedfair import bilevel, fadm, fairdistill, fairfed, generators, local, metrics, model, schema, sections
 from fedfair.audit import audit
 from fedfair.data import Dataset, load_dataset
 from fedfair.errors import FedFairError
 from fedfair.partition import client_data
 from fedfair.stage2 import Stage2Config, check_keys, privatize, upload_size
 from fedfair.table import Table
-from fedfair.validate import check_clients, check_config
+from fedfair.validate import STRATEGY_SCHEMAS, check_clients, check_config, partition_config
 
 
 # strategy=fedavg_<kind>: FedAvg on the clients' real rows plus the rows of a trained stage-1 generator
 AUGMENTED = {f"fedavg_{name}": name for name, g in generators.GENERATORS.items() if g.trained}
 CACHE_FORMAT = 2  # bump when what a cache file holds changes shape
-STRATEGIES = ("oneshot", "fedavg", "fairfed", *AUGMENTED)
-
-_KINDS: dict[type, tuple[str, Any]] = {
-    float: ("a number", (int, float)),
-    int: ("an integer", int),
-    str: ("a string", str),
-    bool: ("true or false", bool),
-}
-
-
-def _build(cls: type, section: dict[str, Any], where: str, **extra: Any) -> Any:
-    """Instantiate a config dataclass from a config section, naming unknown keys clearly."""
-    known = {f.name for f in fields(cls)}
-    values = {k: v for k, v in section.items() if k != "name"}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise FedFairError(f"unknown key(s) in {where}: {', '.join(unknown)}")
-    for f in fields(cls):
-        if f.name in values and type(f.default) in _KINDS:
-            kind, accepted = _KINDS[type(f.default)]
-            value = values[f.name]
-            if not isinstance(value, accepted) or (isinstance(value, bool) and accepted is not bool):
-                raise FedFairError(f"{where}.{f.name} must be {kind}, got {value!r}")
-    return cls(**values, **extra)
-
+STRATEGIES = tuple(STRATEGY_SCHEMAS)
 
 @dataclass(frozen=True)
 class Experiment:
@@ -72,8 +48,6 @@ class Experiment:
             if key not in cfg:
                 raise FedFairError(f"config is missing '{key}'")
         check_config(cfg)
-        if self.strategy not in STRATEGIES:
-            raise FedFairError(f"unknown strategy '{self.strategy}'; choose one of: {', '.join(STRATEGIES)}")
         if self.strategy == "oneshot":
             self.stage1_config(0)
             self.stage2_config(0)
@@ -111,24 +85,15 @@ class Experiment:
         """T: 1 for the one-shot method, ``strategy.rounds`` for the local-training strategies."""
         if self.strategy == "oneshot":
             return 1
-        rounds = self.cfg["strategy"].get("rounds")
-        if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
-            raise FedFairError(f"strategy.rounds must be a positive integer, got {rounds!r}")
-        return rounds
+        return schema.build(sections.RoundsServer, self.cfg["strategy"], "strategy").rounds
 
     def local_config(self) -> local.LocalConfig:
-        """Local training of FedAvg / FairFed / fedavg_<kind>. Their strategy section holds its keys plus ``rounds``,
-        ``min_clients`` and, for FairFed, ``beta`` and ``metric``; any other key is an error."""
-        server = {"rounds", "min_clients"}
-        if self.strategy == "fairfed":
-            server |= {f.name for f in fields(fairfed.FairFedConfig)}
-        section = {k: v for k, v in self.cfg["strategy"].items() if k not in server}
-        return _build(local.LocalConfig, section, "strategy")
+        """Local training of FedAvg / FairFed / fedavg_<kind> (the clients' keys of their strategy
+        section; :data:`fedfair.validate.STRATEGY_SCHEMAS` gives the rest)."""
+        return schema.build(local.LocalConfig, self.cfg["strategy"], "strategy")
 
     def fairfed_config(self) -> fairfed.FairFedConfig:
-        keys = {f.name for f in fields(fairfed.FairFedConfig)}
-        section = {k: v for k, v in self.cfg["strategy"].items() if k in keys}
-        return _build(fairfed.FairFedConfig, section, "strategy")
+        return schema.build(fairfed.FairFedConfig, self.cfg["strategy"], "strategy")
 
     def client_seed(self, partition_id: int) -> int:
         """A per-client seed derived from the run seed."""
@@ -142,25 +107,26 @@ class Experiment:
         gen = self.generator
         if gen is None:
             return None
-        return _build(
-            gen.config,
-            self.cfg["stage1"],
-            "stage1",
-            seed=self.client_seed(partition_id),
-            progress=bool(self.cfg.get("progress", False)),
+        return schema.build(
+            gen.config, self.cfg["stage1"], "stage1", seed=self.client_seed(partition_id), progress=self.run.progress
         )
 
     def stage2_config(self, partition_id: int) -> Stage2Config:
         """The client's stage-2 settings: the common keys and those of the synthesizer ``stage2.name``
         (:mod:`fedfair.synth`); another synthesizer's key is an error."""
         section = self.cfg["stage2"]
-        cfg = _build(Stage2Config, section, "stage2", name=section["name"], seed=self.client_seed(partition_id))
+        cfg = schema.build(Stage2Config, section, "stage2", name=section["name"], seed=self.client_seed(partition_id))
         check_keys(cfg.name, section)
         return cfg
 
+    @property
+    def run(self) -> sections.Run:
+        """The top-level keys, typed (a missing key takes its value in conf/config.yaml)."""
+        return schema.build(sections.Run, self.cfg, "")
+
     def load(self) -> Dataset:
-        section = {k: v for k, v in self.cfg["dataset"].items() if k != "name"}
-        return load_dataset(self.cfg["dataset"]["name"], data_dir=self.cfg.get("data_dir"), **section)
+        options = schema.build(sections.DatasetOptions, self.cfg["dataset"], "dataset").given()
+        return load_dataset(self.cfg["dataset"]["name"], data_dir=self.run.data_dir, **options)
 
     def check_dataset(self, dataset: Dataset) -> None:
         """What depends on the dataset: every client gets enough rows (``fedfair.validate``), and the
@@ -173,18 +139,18 @@ class Experiment:
 
     def client_tables(self, dataset: Dataset, partition_id: int) -> tuple[Table, Table]:
         """(train, test) of one client: the same partition on every node, from (dataset, seed)."""
-        part = self.cfg["partition"]
+        part = partition_config(self.cfg)
         if not 0 <= partition_id < self.num_clients:
             raise FedFairError(f"partition id {partition_id} is outside 0..{self.num_clients - 1}")
         return client_data(
             dataset,
-            part["method"],
+            part.method,
             self.num_clients,
             partition_id,
             int(self.cfg["seed"]),
-            alpha=float(part.get("alpha", 0.5)),
-            column=part.get("column"),
-            test_frac=float(part.get("test_frac", 0.2)),
+            alpha=part.alpha,
+            column=part.column,
+            test_frac=part.test_frac,
         )
 
 
@@ -276,7 +242,7 @@ def _model(
     training setting (its ``training_key``) and kept as ``<key>.<kind>.pt``, so a sweep over its
     sampling settings reuses it."""
     layout = fadm.Layout.from_schema(dataset.schema)
-    cache_dir = exp.cfg.get("cache_dir")
+    cache_dir = exp.run.cache_dir
     path = None
     if cache_dir and gen.trained:
         key = {**_stage1_key(exp, partition_id), "stage1": gen.training_key(cfg)}
@@ -295,7 +261,7 @@ def augmentation(exp: Experiment, dataset: Dataset, train: Table, partition_id: 
     ``cache_dir`` like stage 1) and the seconds they took to make."""
     with threadpool_limits(1):
         rows, info, _ = _cached(
-            exp.cfg.get("cache_dir"), {"stage1": _stage1_key(exp, partition_id)},
+            exp.run.cache_dir, {"stage1": _stage1_key(exp, partition_id)},
             lambda: generate(exp, dataset, train, partition_id),
         )
     return rows, float(info["seconds"])
@@ -323,7 +289,7 @@ def make_upload(
     sample, so that every N_s2 comes from one fit; DP first, the release on the real rows is made once
     for every stage-1 setting: rerunning it would spend the budget again) and reused by later runs."""
     cfg = exp.cfg
-    cache = cfg.get("cache_dir")
+    cache = exp.run.cache_dir
     s2 = exp.stage2_config(partition_id)
     key1 = _stage1_key(exp, partition_id)
     key2 = {k: v for k, v in cfg["stage2"].items() if k != "ns2_frac"}
@@ -335,7 +301,7 @@ def make_upload(
         valid = (lambda x: layout.decode(layout.encode(x))) if real else None
 
         def run() -> tuple[Table, dict[str, Any]]:
-            out, report = privatize(table, dataset.schema.bounds(), s2, bool(cfg.get("progress")), valid)
+            out, report = privatize(table, dataset.schema.bounds(), s2, exp.run.progress, valid)
             return out, report.to_dict()
 
         return run
@@ -354,7 +320,7 @@ def make_upload(
     privacy["guarantee"] = guarantee(exp, s2)
     upload = final.subset(np.arange(upload_size(len(final), s2)))
     report = None
-    if holdout is not None and cfg.get("audit", True) and len(upload):
+    if holdout is not None and exp.run.audit and len(upload):
         with threadpool_limits(1):
             report = audit(upload, train, holdout)
     return Upload(upload, info1["seconds"], privacy["seconds"], privacy, report, hit1 and hit2)
@@ -405,7 +371,7 @@ def run_oneshot(exp: Experiment, dataset: Dataset) -> dict[str, Any]:
         uploads.append(make_upload(exp, dataset, train, pid, holdout=test))
         tests.append(test)
     t0 = time.perf_counter()
-    theta, degenerate = server_fit([u.table for u in uploads], float(exp.cfg["strategy"]["lam_theta"]))
+    theta, degenerate = server_fit([u.table for u in uploads], schema.build(sections.OneShotServer, exp.cfg["strategy"], "strategy").lam_theta)
     fit_s = time.perf_counter() - t0
     counts = [evaluate(theta, test) for test in tests]
     return {

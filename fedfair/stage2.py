@@ -22,12 +22,13 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fedfair import schema
 from fedfair.errors import FedFairError
 from fedfair.registry import unknown
 from fedfair.synth import SYNTHESIZERS, Synthesizer
@@ -70,6 +71,9 @@ def check_keys(name: str, keys: Iterable[str]) -> None:
             raise FedFairError(f"stage2.{key} is not a key of stage2={name}; its keys: {settable}")
 
 
+_DEFAULTS = schema.defaults("stage2", "dpctgan", "mst")  # the defaults below: conf/stage2/dpctgan.yaml, then mst.yaml
+
+
 @dataclass(frozen=True)
 class Stage2Config:
     """Settings of Algorithm 1, line 19. ``order``: ``before`` or ``after`` stage 1 (module
@@ -81,18 +85,18 @@ class Stage2Config:
     moves features past the schema's range (on Law School 17% of values at ρ = 1000)."""
 
     name: str
-    order: str = "after"
-    epsilon: float = 3.0
-    delta: float = 1e-5
-    ns2_frac: float = 1.0
-    epochs: int = 300
-    batch_size: int = 500
-    sigma: float = 5.0
-    seed: int = 0
-    threads: int = 1
-    mst_bins: int = 16
-    bounds_margin: float = 0.5
-    noise_seed: int | None = None
+    order: str = _DEFAULTS["order"]
+    epsilon: float = _DEFAULTS["epsilon"]
+    delta: float = _DEFAULTS["delta"]
+    ns2_frac: float = _DEFAULTS["ns2_frac"]
+    epochs: int = _DEFAULTS["epochs"]
+    batch_size: int = _DEFAULTS["batch_size"]
+    sigma: float = _DEFAULTS["sigma"]
+    seed: int = field(default=0, metadata=schema.RUN)
+    threads: int = _DEFAULTS["threads"]
+    mst_bins: int = _DEFAULTS["mst_bins"]
+    bounds_margin: float = _DEFAULTS["bounds_margin"]
+    noise_seed: int | None = _DEFAULTS["noise_seed"]
 
     def __post_init__(self) -> None:
         synth = synthesizer(self.name)

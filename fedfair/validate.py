@@ -1,88 +1,104 @@
 """Checks of a resolved experiment config, all made before anything starts (no Ray, no output
-directory): the sections the generator and strategy dataclasses do not own, and what depends on the
-dataset (how many rows each client gets). Every failure is one :class:`FedFairError` line naming the
-key and the value."""
+directory): the schema of every section the run reads (:mod:`fedfair.schema`: unknown keys, types),
+the ranges the generator and strategy dataclasses do not own, and what depends on the dataset (how
+many rows each client gets). Every failure is one :class:`FedFairError` line naming the key and the
+value."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
+from fedfair import generators, schema, sections
 from fedfair.data import Dataset
 from fedfair.errors import FedFairError
-from fedfair.partition import METHODS, partition
+from fedfair.fairfed import FairFedConfig
+from fedfair.local import LocalConfig
+from fedfair.partition import partition
+from fedfair.stage2 import Stage2Config
 
-MAX_SEED = 2**32
 # A client needs this many training rows for any model (both labels, a test split of its own).
 MIN_CLIENT_ROWS = 4
 
 
-def _where(section: str | None, key: str) -> str:
-    return key if section is None else f"{section}.{key}"
+# The schema of ``strategy.*`` per strategy: the server's keys, then the clients' (local training).
+_ROUNDS = (sections.RoundsServer, LocalConfig)
+STRATEGY_SCHEMAS: dict[str, tuple[type, ...]] = {
+    "oneshot": (sections.OneShotServer,),
+    "fedavg": _ROUNDS,
+    "fairfed": (*_ROUNDS, FairFedConfig),
+    **{f"fedavg_{name}": _ROUNDS for name, g in generators.GENERATORS.items() if g.trained},
+}
+SECTIONS = ("dataset", "partition", "stage1", "stage2", "strategy", "simulation")
 
 
-def integer(value: Any, where: str, lo: int, hi: int | None = None) -> int:
-    """``value`` as an int in [lo, hi] (``hi`` None: no upper bound), else a one-line error."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FedFairError(f"{where} must be an integer, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        span = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-        raise FedFairError(f"{where} must be {span}, got {value}")
-    return value
+def strategy_schema(name: Any) -> tuple[type, ...]:
+    """The dataclasses whose fields are the keys of ``strategy=<name>``."""
+    if name not in STRATEGY_SCHEMAS:
+        raise FedFairError(f"unknown strategy '{name}'; choose one of: {', '.join(STRATEGY_SCHEMAS)}")
+    return STRATEGY_SCHEMAS[name]
 
 
-def number(value: Any, where: str, lo: float, hi: float = math.inf, lo_open: bool = False, hi_open: bool = False) -> float:
-    """``value`` as a finite float in the interval, else a one-line error."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise FedFairError(f"{where} must be a finite number, got {value!r}")
-    if (value < lo or (lo_open and value == lo)) or (value > hi or (hi_open and value == hi)):
-        left, right = "(" if lo_open else "[", ")" if hi_open or hi == math.inf else "]"
-        upper = "inf" if hi == math.inf else f"{hi:g}"
-        raise FedFairError(f"{where} must be in {left}{lo:g}, {upper}{right}, got {value:g}")
-    return float(value)
+def stage1_schema(name: Any) -> tuple[type, ...]:
+    """The dataclass of ``stage1=<name>`` (none for ``none``, whose only key is its name)."""
+    gen = generators.get(str(name))
+    return () if gen is None else (gen.config,)
 
 
-def flag(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise FedFairError(f"{where} must be true or false, got {value!r}")
-    return value
+def section_schemas(cfg: dict[str, Any]) -> dict[str, tuple[tuple[type, ...], bool]]:
+    """Each section the run reads: (its dataclasses, whether it has a ``name`` key). The FedAvg and
+    FairFed baselines read no stage2, and stage1 only for ``fedavg_<kind>``."""
+    strategy = cfg["strategy"].get("name")
+    out = {
+        "simulation": ((sections.Simulation,), False),
+        "dataset": ((sections.DatasetOptions,), True),
+        "partition": ((sections.Partition,), False),
+        "strategy": (strategy_schema(strategy), True),
+    }
+    if strategy == "oneshot" or str(strategy).startswith("fedavg_"):
+        out["stage1"] = (stage1_schema(cfg["stage1"].get("name")), True)
+    if strategy == "oneshot":
+        out["stage2"] = ((Stage2Config,), False)  # its name is one of its fields
+    return out
+
+
+def check_schema(cfg: dict[str, Any]) -> None:
+    """Every key the run reads is known and of its type: the top level, then each section."""
+    top = {k: v for k, v in cfg.items() if k not in SECTIONS}
+    known = set(schema.keys(sections.Run)) | set(SECTIONS)
+    for key in top:
+        if key not in known:
+            raise FedFairError(f"unknown key {key}; known keys: {', '.join(sorted(known))}")
+    for key in schema.keys(sections.Run):
+        if key in cfg:
+            schema.check_type(cfg[key], schema.hints(sections.Run)[key], key)
+    for section, (classes, named) in section_schemas(cfg).items():
+        value = cfg.get(section, {})
+        if not isinstance(value, dict):
+            raise FedFairError(f"{section} must be a section of keys, got {value!r}")
+        schema.check_section(value, classes, section, named)
 
 
 def check_config(cfg: dict[str, Any]) -> None:
-    """The top level, ``partition``, ``simulation`` and the keys of ``stage1`` / ``stage2`` that
-    the run seed owns."""
-    integer(cfg["seed"], "seed", 0, MAX_SEED - 1)
-    k = integer(cfg["num_clients"], "num_clients", 1)
-    for key in ("progress", "audit"):
-        if key in cfg:
-            flag(cfg[key], key)
-    for key in ("data_dir", "cache_dir"):
-        if cfg.get(key) is not None and not isinstance(cfg[key], str):
-            raise FedFairError(f"{key} must be a path or null, got {cfg[key]!r}")
-    part = cfg["partition"]
-    if part.get("method") not in METHODS:
-        raise FedFairError(f"partition.method must be one of {', '.join(METHODS)}, got {part.get('method')!r}")
-    number(part.get("test_frac", 0.2), "partition.test_frac", 0.0, 1.0, lo_open=True, hi_open=True)
-    if part["method"] == "dirichlet":
-        number(part.get("alpha"), "partition.alpha", 0.0, lo_open=True)
-    sim = cfg.get("simulation", {})
-    cpus = integer(sim.get("num_cpus", 1), "simulation.num_cpus", 1)
-    integer(sim.get("client_cpus", 1), "simulation.client_cpus", 1, cpus)
-    for key in ("timeout", "connect_timeout"):
-        if key in sim:
-            number(sim[key], f"simulation.{key}", 0.0, lo_open=True)
+    """The schema of every section the run reads (:func:`check_schema`), the ranges of the sections
+    no library dataclass owns (:mod:`fedfair.sections`), and what crosses sections."""
+    check_schema(cfg)
+    k = schema.build(sections.Run, cfg, "").num_clients
+    partition_config(cfg)
+    schema.build(sections.Simulation, cfg.get("simulation", {}), "simulation")
     strategy = cfg["strategy"]
     if strategy.get("min_clients") is not None:
-        integer(strategy["min_clients"], "strategy.min_clients", 1, k)
+        schema.integer(strategy["min_clients"], "strategy.min_clients", 1, k)
     if "lam_theta" in strategy:
-        number(strategy["lam_theta"], "strategy.lam_theta", 0.0, lo_open=True)
-    for section in ("stage1", "stage2"):
-        if "seed" in cfg[section]:
-            raise FedFairError(f"{section}.seed cannot be set: it is derived from the run seed (set seed=...)")
+        schema.number(strategy["lam_theta"], "strategy.lam_theta", 0.0, lo_open=True)
     if "rho" in cfg["stage1"]:
-        number(cfg["stage1"]["rho"], "stage1.rho", 0.0)
+        schema.number(cfg["stage1"]["rho"], "stage1.rho", 0.0)
+
+
+def partition_config(cfg: dict[str, Any]) -> sections.Partition:
+    """The ``partition`` section, typed (a missing key takes its value in conf/partition/)."""
+    return schema.build(sections.Partition, cfg["partition"], "partition")
 
 
 def check_clients(dataset: Dataset, cfg: dict[str, Any]) -> list[np.ndarray]:
@@ -90,16 +106,14 @@ def check_clients(dataset: Dataset, cfg: dict[str, Any]) -> list[np.ndarray]:
     ``MIN_CLIENT_ROWS`` rows. Cheap: the row count is checked before anything is partitioned, so
     ``num_clients`` far beyond the data answers at once."""
     k, n = int(cfg["num_clients"]), len(dataset.table)
-    part = cfg["partition"]
+    part = partition_config(cfg)
     if k * MIN_CLIENT_ROWS > n:
         raise FedFairError(
             f"num_clients={k} is too many for {dataset.name} ({n:,} rows): each client needs at least "
             f"{MIN_CLIENT_ROWS} rows, so at most {n // MIN_CLIENT_ROWS:,} clients"
         )
-    column = part.get("column")
-    groups = dataset.column(column) if part["method"] == "by_column" and column is not None else None
-    parts = partition(dataset.table.s, part["method"], k, int(cfg["seed"]), alpha=float(part.get("alpha", 0.5)),
-                      groups=groups)
+    groups = dataset.column(part.column) if part.method == "by_column" and part.column is not None else None
+    parts = partition(dataset.table.s, part.method, k, int(cfg["seed"]), alpha=part.alpha, groups=groups)
     sizes = np.array([len(p) for p in parts])
     small = np.flatnonzero(sizes < MIN_CLIENT_ROWS)
     if len(small):

@@ -79,3 +79,58 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     command = "pip install -e '.[test]' && python -m pytest"
     assert command in readme and command in ci
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_fedfair_help_is_plain_text(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "``" not in out and ":func:" not in out and ":mod:" not in out
+    for command in ("fedfair run", "fedfair data list", "fedfair data fetch NAME", "fedfair run --help"):
+        assert command in out
+
+
+def test_run_help_shows_groups_keys_and_defaults_and_runs_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "stage2=mst", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "stage2     dpctgan | gaussian | mst* | none" in out
+    assert "stage2.mst_bins = 16" in out and "public equal-width bins per feature" in out
+    assert "strategy.lam_theta = 0.0001" in out and "fedfair run -m" in out
+    assert not any(tmp_path.iterdir())
+
+
+def test_hydra_info_flags_still_work(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "fedfair.cli", "run", "stage2=none", "--cfg", "job"],
+                         capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "stage2:\n  name: none\n" in out.stdout and "num_clients: 2" in out.stdout
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_a_run_prints_the_results_path_and_logs_the_rest(tmp_path):
+    """progress=false: the console holds the results line (and the summary, if marked for it) and
+    no warning; Flower's round lines, the config it sends and its deprecation notice, Ray's
+    warnings and the metrics are in <output_dir>/fedfair.log."""
+    out = subprocess.run([sys.executable, "-m", "fedfair.cli", "run", "stage2=none", "dataset=synthetic", "progress=false"],
+                         capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=600)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    results = [line for line in lines if line.startswith("results: ")]
+    assert len(results) == 1 and out.stderr.strip() == ""
+    path = Path(results[0].removeprefix("results: "))
+    log = (path.parent / "fedfair.log").read_text()
+    assert all(line in log for line in lines)  # anything else shown is a summary line, logged too
+    assert len(lines) <= 12
+    for logged in ("DEPRECATED FEATURE", "[ROUND 1/1]", "ConfigRecord (train)", "Aggregated MetricRecord",
+                   "pooled test metrics", "results: "):
+        assert logged in log
+    assert len(log.splitlines()) >= 40

@@ -188,7 +188,7 @@ def test_a_failing_client_fails_the_fairfed_exchange_in_one_line(caplog):
         ("strategy.beta=-1", "strategy.beta must be a finite number >= 0"),
         ("strategy.metric=dp", "strategy.metric must be one of eod, spd"),
         ("strategy.rounds=0", "strategy.rounds must be a positive integer"),
-        ("+strategy.bogus=1", "unknown key(s) in strategy: bogus"),
+        ("+strategy.bogus=1", "unknown key strategy.bogus; known keys: batch_size, beta,"),
     ],
 )
 def test_bad_fairfed_config_is_one_line(override, message):

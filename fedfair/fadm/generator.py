@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedfair import schema
 from fedfair.env import torch_threads
 from fedfair.errors import FedFairError
 from fedfair.fadm.layout import Layout
@@ -32,6 +33,9 @@ LABELS = ("match", "balanced")
 SAMPLING = ("lambda_y", "lambda_z", "steps", "ns", "labels", "progress")  # FADMConfig fields used after training
 
 
+_DEFAULTS = schema.defaults("stage1", "fadm")  # the defaults below: conf/stage1/fadm.yaml
+
+
 @dataclass(frozen=True)
 class FADMConfig:
     """Training (Algorithm 1: ``inner_lr`` α, ``meta_weight`` β, ``lr`` γ), sampling (eq. 11:
@@ -40,24 +44,24 @@ class FADMConfig:
     or ``balanced`` halves). ``domain_column`` names the feature whose values are the meta-learning
     domains (e.g. Adult's ``race``); None = one domain (plain training)."""
 
-    iterations: int = 2000
-    batch_size: int = 256
-    hidden: int = 256
-    layers: int = 3
-    lr: float = 1e-3
-    inner_lr: float = 1e-2
-    meta_weight: float = 1.0
-    beta_min: float = 0.1
-    beta_max: float = 20.0
-    lambda_y: float = 1.0
-    lambda_z: float = 1.0
-    steps: int = 200
-    ns: float | None = None
-    labels: str = "match"
-    domain_column: str | None = None
-    seed: int = 0
-    threads: int = 1
-    progress: bool = True
+    iterations: int = _DEFAULTS["iterations"]
+    batch_size: int = _DEFAULTS["batch_size"]
+    hidden: int = _DEFAULTS["hidden"]
+    layers: int = _DEFAULTS["layers"]
+    lr: float = _DEFAULTS["lr"]
+    inner_lr: float = _DEFAULTS["inner_lr"]
+    meta_weight: float = _DEFAULTS["meta_weight"]
+    beta_min: float = _DEFAULTS["beta_min"]
+    beta_max: float = _DEFAULTS["beta_max"]
+    lambda_y: float = _DEFAULTS["lambda_y"]
+    lambda_z: float = _DEFAULTS["lambda_z"]
+    steps: int = _DEFAULTS["steps"]
+    ns: float | None = _DEFAULTS["ns"]
+    labels: str = _DEFAULTS["labels"]
+    domain_column: str | None = _DEFAULTS["domain_column"]
+    seed: int = field(default=0, metadata=schema.RUN)
+    threads: int = _DEFAULTS["threads"]
+    progress: bool = field(default=True, metadata=schema.RUN)
 
     def __post_init__(self) -> None:
         ints = ("iterations", "batch_size", "hidden", "layers", "steps", "threads")

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedfair import schema
 from fedfair.env import torch_threads
 from fedfair.errors import FedFairError
 from fedfair.fadm.layout import Layout
@@ -45,6 +46,9 @@ DECODE = ("sample", "mode")
 PENALTIES = ("u", "v")
 KL_TO = ("teacher", "prior")
 GENERATION = ("s_decode", "decode", "distill", "ns", "labels", "progress")  # fields used after training
+
+
+_DEFAULTS = schema.defaults("stage1", "fairdistill")  # the defaults below: conf/stage1/fairdistill.yaml
 
 
 @dataclass(frozen=True)
@@ -89,28 +93,28 @@ class FairDistillConfig:
     The reference trains 1000 epochs with batches of 2048 rows (≈ 5 s per step here: V² is quadratic
     in the batch); 2000 steps of 256 rows cost about a minute per client on one core."""
 
-    hidden: int = 64
-    student_hidden: int = 32
-    z_dim: int = 8
-    beta: float = 1e5
-    penalty: str = "u"
-    teacher_iterations: int = 2000
-    student_iterations: int = 2000
-    batch_size: int = 256
-    lr: float = 1e-3
-    loss: str = "l1"
-    lam: float = 1.0
-    kl_to: str = "teacher"
-    sigma_num: float = 0.02
-    condition_y: bool = True
-    s_decode: str = "random"
-    decode: str = "sample"
-    distill: bool = True
-    ns: float | None = None
-    labels: str = "match"
-    seed: int = 0
-    threads: int = 1
-    progress: bool = True
+    hidden: int = _DEFAULTS["hidden"]
+    student_hidden: int = _DEFAULTS["student_hidden"]
+    z_dim: int = _DEFAULTS["z_dim"]
+    beta: float = _DEFAULTS["beta"]
+    penalty: str = _DEFAULTS["penalty"]
+    teacher_iterations: int = _DEFAULTS["teacher_iterations"]
+    student_iterations: int = _DEFAULTS["student_iterations"]
+    batch_size: int = _DEFAULTS["batch_size"]
+    lr: float = _DEFAULTS["lr"]
+    loss: str = _DEFAULTS["loss"]
+    lam: float = _DEFAULTS["lam"]
+    kl_to: str = _DEFAULTS["kl_to"]
+    sigma_num: float = _DEFAULTS["sigma_num"]
+    condition_y: bool = _DEFAULTS["condition_y"]
+    s_decode: str = _DEFAULTS["s_decode"]
+    decode: str = _DEFAULTS["decode"]
+    distill: bool = _DEFAULTS["distill"]
+    ns: float | None = _DEFAULTS["ns"]
+    labels: str = _DEFAULTS["labels"]
+    seed: int = field(default=0, metadata=schema.RUN)
+    threads: int = _DEFAULTS["threads"]
+    progress: bool = field(default=True, metadata=schema.RUN)
 
     def __post_init__(self) -> None:
         ints = ("hidden", "student_hidden", "z_dim", "teacher_iterations", "student_iterations", "batch_size",
