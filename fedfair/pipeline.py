@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from fedfair import bilevel, fadm, fairdistill, fairfed, generators, local, metrics, model
+from fedfair import bilevel, fadm, fairdistill, fairfed, generators, local, metrics, model, strategy_kinds
 from fedfair.audit import audit
 from fedfair.data import Dataset, load_dataset
 from fedfair.errors import FedFairError
@@ -31,10 +31,8 @@ from fedfair.table import Table
 from fedfair.validate import check_clients, check_config
 
 
-# strategy=fedavg_<kind>: FedAvg on the clients' real rows plus the rows of a trained stage-1 generator
-AUGMENTED = {f"fedavg_{name}": name for name, g in generators.GENERATORS.items() if g.trained}
 CACHE_FORMAT = 2  # bump when what a cache file holds changes shape
-STRATEGIES = ("oneshot", "fedavg", "fairfed", *AUGMENTED)
+STRATEGIES = strategy_kinds.KINDS  # the strategies a run can name, by name
 
 _KINDS: dict[type, tuple[str, Any]] = {
     float: ("a number", (int, float)),
@@ -72,16 +70,15 @@ class Experiment:
             if key not in cfg:
                 raise FedFairError(f"config is missing '{key}'")
         check_config(cfg)
-        if self.strategy not in STRATEGIES:
-            raise FedFairError(f"unknown strategy '{self.strategy}'; choose one of: {', '.join(STRATEGIES)}")
-        if self.strategy == "oneshot":
+        kind = self.kind
+        if kind.upload:
             self.stage1_config(0)
             self.stage2_config(0)
         else:  # FedAvg and FairFed ignore stage1 and stage2; fedavg_<kind> uses stage1 = <kind>
             self.rounds()
             self.local_config()
-            if self.strategy == "fairfed":
-                self.fairfed_config()
+            if kind.config is not None:
+                _build(kind.config, self._server_section(kind.config), "strategy")
             if self.augment is not None:
                 self.stage1_config(0)
                 if self.cfg["stage1"]["name"] != self.augment:
@@ -97,10 +94,15 @@ class Experiment:
         return str(self.cfg["strategy"]["name"])
 
     @property
+    def kind(self) -> strategy_kinds.StrategyKind:
+        """The strategy named by ``strategy.name`` (an unknown name: one line listing the known ones)."""
+        return strategy_kinds.get(self.strategy)
+
+    @property
     def augment(self) -> str | None:
         """The generator whose rows a FedAvg client adds to its training rows (``strategy=fedavg_<kind>``),
         else None."""
-        return AUGMENTED.get(self.strategy)
+        return self.kind.augment
 
     @property
     def generator(self) -> generators.Generator | None:
@@ -109,7 +111,7 @@ class Experiment:
 
     def rounds(self) -> int:
         """T: 1 for the one-shot method, ``strategy.rounds`` for the local-training strategies."""
-        if self.strategy == "oneshot":
+        if self.kind.upload:
             return 1
         rounds = self.cfg["strategy"].get("rounds")
         if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
@@ -120,15 +122,18 @@ class Experiment:
         """Local training of FedAvg / FairFed / fedavg_<kind>. Their strategy section holds its keys plus ``rounds``,
         ``min_clients`` and, for FairFed, ``beta`` and ``metric``; any other key is an error."""
         server = {"rounds", "min_clients"}
-        if self.strategy == "fairfed":
-            server |= {f.name for f in fields(fairfed.FairFedConfig)}
+        if self.kind.config is not None:
+            server |= {f.name for f in fields(self.kind.config)}
         section = {k: v for k, v in self.cfg["strategy"].items() if k not in server}
         return _build(local.LocalConfig, section, "strategy")
 
+    def _server_section(self, config: type) -> dict[str, Any]:
+        """The keys of the strategy section that belong to ``config`` (a strategy's own server keys)."""
+        keys = {f.name for f in fields(config)}
+        return {k: v for k, v in self.cfg["strategy"].items() if k in keys}
+
     def fairfed_config(self) -> fairfed.FairFedConfig:
-        keys = {f.name for f in fields(fairfed.FairFedConfig)}
-        section = {k: v for k, v in self.cfg["strategy"].items() if k in keys}
-        return _build(fairfed.FairFedConfig, section, "strategy")
+        return _build(fairfed.FairFedConfig, self._server_section(fairfed.FairFedConfig), "strategy")
 
     def client_seed(self, partition_id: int) -> int:
         """A per-client seed derived from the run seed."""
@@ -163,7 +168,7 @@ class Experiment:
         generator's settings fit it (e.g. FADM's ``domain_column`` must be one of its categorical or
         binary features)."""
         check_clients(dataset, self.cfg)
-        gen = self.generator if self.strategy == "oneshot" or self.augment else None
+        gen = self.generator if self.kind.upload or self.augment else None
         if gen is not None:
             gen.check(self.stage1_config(0), fadm.Layout.from_schema(dataset.schema))
 
