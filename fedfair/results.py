@@ -235,9 +235,9 @@ def build(report: Report, cfg: dict[str, Any], overrides: list[str], total_s: fl
 
 
 def plot_history(results: dict[str, Any], path: Path) -> Path:
-    """``history.png``: test accuracy and |SPD|, |EOD| of the pooled model against the round, and the
-    aggregation weights per client (FairFed's move; FedAvg's are n_k/n). Legends sit outside the
-    axes, the fairness axis starts at 0."""
+    """``history.png``: test accuracy and |SPD|, |EOD| of the pooled model against the round and, for
+    FairFed (whose history has F_global), its aggregation weight per client (FedAvg's stay n_k/n).
+    Legends sit outside the axes, the fairness and weight axes start at 0."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -245,7 +245,7 @@ def plot_history(results: dict[str, Any], path: Path) -> Path:
 
     history = results["history"]
     rounds = [r["round"] for r in history]
-    with_weights = any(r.get("weights") for r in history)
+    with_weights = any(r.get("global_fairness") is not None for r in history)
     fig, axes = plt.subplots(2 + with_weights, 1, figsize=(7.5, 2.4 * (2 + with_weights)), sharex=True,
                              constrained_layout=True)
 
