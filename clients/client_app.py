@@ -1,8 +1,10 @@
 """The fedfair ClientApp (Flower Message API).
 
 A node finds its partition in ``context.node_config`` (``partition-id``, ``num-partitions``), set by
-the simulation engine or by ``flower-supernode --node-config``. The experiment config travels in
-every message as JSON (``config["fedfair"]``), so the server's resolved config governs all nodes.
+the simulation engine or by ``flower-supernode --node-config``. The experiment config (the server's
+resolved config, as JSON) comes in the first message to the node (``config["fedfair"]``), which the
+node keeps in its ``context.state`` for the rest of the run; every message names it by its digest
+(``config["fedfair-digest"]``), so the server's config governs all nodes.
 
 - train (one-shot): stage 1 + stage 2 on the local training split; the reply carries the final
   synthetic table (float32 rows + column names), the privacy accounted, the privacy audit (numbers
@@ -63,8 +65,22 @@ def one_line_errors(handler: Handler) -> Handler:
     return wrapped
 
 
+def _run_config(msg: Message, context: Context) -> str:
+    """The run config (JSON) the message names by its digest: carried by the node's first message,
+    then kept in ``context.state``."""
+    record = msg.content["config"]
+    digest = str(record["fedfair-digest"])
+    if "fedfair" in record:
+        context.state["fedfair"] = ConfigRecord({"digest": digest, "config": str(record["fedfair"])})
+    kept = context.state.config_records.get("fedfair")
+    if kept is None or kept["digest"] != digest:
+        raise FedFairError(f"this node does not hold the run config {digest} (sent with its first message "
+                           "only): it restarted or joined after the run began")
+    return str(kept["config"])
+
+
 def _experiment(msg: Message, context: Context) -> tuple[pipeline.Experiment, int]:
-    exp = pipeline.Experiment(json.loads(str(msg.content["config"]["fedfair"])))
+    exp = pipeline.Experiment(json.loads(_run_config(msg, context)))
     pid = int(context.node_config["partition-id"])
     k = int(context.node_config["num-partitions"])
     if k != exp.num_clients:
@@ -136,7 +152,7 @@ def _local_update(exp: pipeline.Experiment, pid: int, msg: Message, context: Con
 @one_line_errors
 def train(msg: Message, context: Context) -> Message:
     exp, pid = _experiment(msg, context)
-    if exp.strategy != "oneshot":
+    if not exp.kind.upload:
         return _local_update(exp, pid, msg, context)
     local_train, local_test = _tables(exp, pid)
     upload = pipeline.make_upload(exp, _dataset(exp), local_train, pid, holdout=local_test)

@@ -21,20 +21,19 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from fedfair import bilevel, fadm, fairdistill, fairfed, generators, local, metrics, model, schema, sections
+from fedfair import bilevel, fadm, fairdistill, fairfed, generators, local, metrics, model, schema, sections, strategy_kinds
 from fedfair.audit import audit
 from fedfair.data import Dataset, load_dataset
 from fedfair.errors import FedFairError
 from fedfair.partition import client_data
 from fedfair.stage2 import Stage2Config, check_keys, privatize, upload_size
 from fedfair.table import Table
-from fedfair.validate import STRATEGY_SCHEMAS, check_clients, check_config, partition_config
+from fedfair.validate import check_clients, check_config, partition_config
 
 
-# strategy=fedavg_<kind>: FedAvg on the clients' real rows plus the rows of a trained stage-1 generator
-AUGMENTED = {f"fedavg_{name}": name for name, g in generators.GENERATORS.items() if g.trained}
 CACHE_FORMAT = 2  # bump when what a cache file holds changes shape
-STRATEGIES = tuple(STRATEGY_SCHEMAS)
+STRATEGIES = strategy_kinds.KINDS  # the strategies a run can name, by name
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -48,14 +47,15 @@ class Experiment:
             if key not in cfg:
                 raise FedFairError(f"config is missing '{key}'")
         check_config(cfg)
-        if self.strategy == "oneshot":
+        kind = self.kind
+        if kind.upload:
             self.stage1_config(0)
             self.stage2_config(0)
         else:  # FedAvg and FairFed ignore stage1 and stage2; fedavg_<kind> uses stage1 = <kind>
             self.rounds()
             self.local_config()
-            if self.strategy == "fairfed":
-                self.fairfed_config()
+            if kind.config is not None:
+                schema.build(kind.config, self.cfg["strategy"], "strategy")
             if self.augment is not None:
                 self.stage1_config(0)
                 if self.cfg["stage1"]["name"] != self.augment:
@@ -71,10 +71,15 @@ class Experiment:
         return str(self.cfg["strategy"]["name"])
 
     @property
+    def kind(self) -> strategy_kinds.StrategyKind:
+        """The strategy named by ``strategy.name`` (an unknown name: one line listing the known ones)."""
+        return strategy_kinds.get(self.strategy)
+
+    @property
     def augment(self) -> str | None:
         """The generator whose rows a FedAvg client adds to its training rows (``strategy=fedavg_<kind>``),
         else None."""
-        return AUGMENTED.get(self.strategy)
+        return self.kind.augment
 
     @property
     def generator(self) -> generators.Generator | None:
@@ -83,13 +88,13 @@ class Experiment:
 
     def rounds(self) -> int:
         """T: 1 for the one-shot method, ``strategy.rounds`` for the local-training strategies."""
-        if self.strategy == "oneshot":
+        if self.kind.upload:
             return 1
         return schema.build(sections.RoundsServer, self.cfg["strategy"], "strategy").rounds
 
     def local_config(self) -> local.LocalConfig:
         """Local training of FedAvg / FairFed / fedavg_<kind> (the clients' keys of their strategy
-        section; :data:`fedfair.validate.STRATEGY_SCHEMAS` gives the rest)."""
+        section; :func:`fedfair.validate.strategy_schema` gives the rest)."""
         return schema.build(local.LocalConfig, self.cfg["strategy"], "strategy")
 
     def fairfed_config(self) -> fairfed.FairFedConfig:
@@ -133,7 +138,7 @@ class Experiment:
         generator's settings fit it (e.g. FADM's ``domain_column`` must be one of its categorical or
         binary features)."""
         check_clients(dataset, self.cfg)
-        gen = self.generator if self.strategy == "oneshot" or self.augment else None
+        gen = self.generator if self.kind.upload or self.augment else None
         if gen is not None:
             gen.check(self.stage1_config(0), fadm.Layout.from_schema(dataset.schema))
 

@@ -1,4 +1,5 @@
-"""results.json: one file per run, written atomically; a summary table; the sweep CSV."""
+"""results.json: its schema (what every strategy reports, typed and versioned), one file per run
+written atomically, the per-round history plot, a summary table; the sweep CSV."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import json
 import math
 import os
 import tempfile
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+
+from fedfair.metrics import Counts, majority_rate
 
 SUMMARY_KEYS = ("accuracy", "abs_spd", "abs_eod", "cov_sp", "cov_eo", "dpr", "eor", "recall", "f1")
 # A model whose pooled selection rate is at least this (or at most 1 − this) predicts (nearly) one
@@ -59,6 +63,222 @@ def sanity(
         "raw_row_uploads": raw,
         "warnings": warnings,
     }
+
+
+# results.json's schema version. 1: the files before this key (no history; the run config, sent in
+# every message, counted in bytes_down). 2: schema_version, history, communication.config_bytes_down.
+SCHEMA_VERSION = 2
+# The pooled metrics kept for every round in ``history``.
+HISTORY_KEYS = ("accuracy", "abs_spd", "abs_eod", "selection_rate")
+
+
+@dataclass
+class Communication:
+    """Messages and bytes each way. ``bytes_down``/``bytes_up``: payload bytes (``count_bytes()`` of a
+    message's records, the formula of Flower's ``message_size_mod``) without the run config;
+    ``config_bytes_down``: the run config, sent once per node, and the digest naming it that every
+    later message carries."""
+
+    rounds: int = 0
+    messages_down: int = 0
+    messages_up: int = 0
+    bytes_down: int = 0
+    bytes_up: int = 0
+    config_bytes_down: int = 0
+
+    def sent(self, payload: int, config: int) -> None:
+        self.messages_down += 1
+        self.bytes_down += payload
+        self.config_bytes_down += config
+
+    def received(self, payload: int) -> None:
+        self.messages_up += 1
+        self.bytes_up += payload
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "rounds": self.rounds,
+            "messages": self.messages_down + self.messages_up,
+            "messages_down": self.messages_down,
+            "messages_up": self.messages_up,
+            "bytes_up": self.bytes_up,
+            "bytes_down": self.bytes_down,
+            "config_bytes_down": self.config_bytes_down,
+        }
+
+
+@dataclass
+class Round:
+    """One round: the pooled test metrics of the model it ends with (``HISTORY_KEYS``), its bytes
+    each way, the pooled training loss and aggregation weights (partition id → share of θ, local
+    training strategies) and FairFed's global fairness metric F_global (signed, of the model the round
+    starts from, on the clients' training rows)."""
+
+    round: int
+    metrics: dict[str, float | None]
+    bytes_down: int
+    bytes_up: int
+    config_bytes_down: int
+    train_loss: float | None = None
+    weights: dict[int, float] | None = None
+    global_fairness: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"round": self.round, **{k: self.metrics.get(k) for k in HISTORY_KEYS}}
+        out.update({k: getattr(self, k) for k in ("bytes_down", "bytes_up", "config_bytes_down")})
+        out.update({k: getattr(self, k) for k in ("train_loss", "weights", "global_fairness")
+                    if getattr(self, k) is not None})
+        return out
+
+
+@dataclass
+class ClientEvaluation:
+    """One client's confusion counts of the final model on its test rows, and their metrics."""
+
+    counts: Counts
+    metrics: dict[str, Any]
+
+
+@dataclass
+class UploadInfo:
+    """What a one-shot client uploaded: timings, rows, the privacy accounted, its privacy audit."""
+
+    stage1_s: float
+    stage2_s: float
+    n_upload: int
+    privacy: dict[str, Any]
+    audit: dict[str, Any] | None
+
+
+@dataclass
+class TrainingInfo:
+    """A local-training client in the last round: its rows, loss and aggregation weight;
+    ``fedavg_<kind>``: the generator's seconds and the generated rows among ``n_train``."""
+
+    n_train: int
+    train_loss: float
+    weight: float
+    stage1_s: float | None = None
+    n_synthetic: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+@dataclass
+class Report:
+    """What a strategy hands over at the end of a run (:func:`build` makes results.json of it)."""
+
+    metrics: dict[str, Any]  # pooled test metrics of the final model
+    evaluation: dict[int, ClientEvaluation]  # by partition id, the clients evaluated last
+    clients: list[dict[str, Any]]  # each partition's status
+    communication: Communication
+    history: list[Round]
+    uploads: dict[int, UploadInfo] = field(default_factory=dict)
+    training: dict[int, TrainingInfo] = field(default_factory=dict)
+    degenerate_upload: bool = False
+    server_fit_s: float = 0.0
+
+
+def _privacy(uploads: dict[int, UploadInfo]) -> dict[str, Any]:
+    privacies = [u.privacy for _, u in sorted(uploads.items())]
+    mechanism = privacies[0]["mechanism"] if privacies else "none"
+    epsilons = [p["epsilon"] for p in privacies]
+    return {
+        "mechanism": mechanism,
+        "epsilon": None if (not epsilons or None in epsilons) else max(epsilons),
+        "delta": max(p["delta"] for p in privacies) if privacies and mechanism != "none" else None,
+        "guarantee": privacies[0].get("guarantee") if privacies else None,
+        "per_client": privacies,
+        "audit": [u.audit for _, u in sorted(uploads.items())],
+    }
+
+
+def build(report: Report, cfg: dict[str, Any], overrides: list[str], total_s: float) -> dict[str, Any]:
+    """results.json (schema ``SCHEMA_VERSION``) of a run of ``cfg``."""
+    per_client = []
+    for pid in sorted(report.evaluation):
+        entry: dict[str, Any] = {"partition_id": pid}
+        if pid in report.uploads:
+            entry.update(asdict(report.uploads[pid]))
+        if pid in report.training:
+            entry.update(report.training[pid].to_dict())
+        entry["metrics"] = report.evaluation[pid].metrics
+        per_client.append(entry)
+    pooled = sum((c.counts for c in report.evaluation.values()), Counts.zero())
+    uploads = sorted(report.uploads.items())
+    single = [pid for pid, u in uploads if u.privacy.get("single_label")]
+    copies = {pid: u.audit["exact_matches"] for pid, u in uploads if u.audit}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "strategy": cfg["strategy"]["name"],
+        "dataset": cfg["dataset"]["name"],
+        "num_clients": int(cfg["num_clients"]),
+        "seed": cfg["seed"],
+        "overrides": overrides,
+        "config": cfg,
+        "metrics": report.metrics,
+        "per_client": per_client,
+        "clients": report.clients,
+        "communication": report.communication.to_dict(),
+        "privacy": _privacy(report.uploads),
+        "degenerate_upload": report.degenerate_upload,
+        "sanity": sanity(report.metrics, majority_rate(pooled), single, copies),
+        "timings": {
+            "total_s": total_s,
+            "stage1_s": [c.get("stage1_s") for c in per_client],
+            "stage2_s": [c.get("stage2_s") for c in per_client],
+            "server_fit_s": report.server_fit_s,
+        },
+        "history": [r.to_dict() for r in report.history],
+    }
+
+
+def plot_history(results: dict[str, Any], path: Path) -> Path:
+    """``history.png``: test accuracy and |SPD|, |EOD| of the pooled model against the round and, for
+    FairFed (whose history has F_global), its aggregation weight per client (FedAvg's stay n_k/n).
+    Legends sit outside the axes, the fairness and weight axes start at 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = results["history"]
+    rounds = [r["round"] for r in history]
+    with_weights = any(r.get("global_fairness") is not None for r in history)
+    fig, axes = plt.subplots(2 + with_weights, 1, figsize=(7.5, 2.4 * (2 + with_weights)), sharex=True,
+                             constrained_layout=True)
+
+    def series(key: str) -> list[float]:
+        return [math.nan if r.get(key) is None else r[key] for r in history]
+
+    axes[0].plot(rounds, series("accuracy"), marker="o", ms=3, label="accuracy")
+    majority = results.get("sanity", {}).get("majority_rate")
+    if majority is not None:
+        axes[0].axhline(majority, color="grey", ls="--", lw=1, label="majority class")
+    axes[0].set_ylabel("test accuracy")
+    for key, label in (("abs_spd", "|SPD|"), ("abs_eod", "|EOD|")):
+        axes[1].plot(rounds, series(key), marker="o", ms=3, label=label)
+    axes[1].set_ylim(bottom=0)
+    axes[1].set_ylabel("fairness gap")
+    if with_weights:
+        pids = sorted({pid for r in history for pid in (r.get("weights") or {})}, key=int)
+        for pid in pids:
+            axes[2].plot(rounds, [(r.get("weights") or {}).get(pid, math.nan) for r in history],
+                         marker="o", ms=3, label=f"client {pid}")
+        axes[2].set_ylim(bottom=0)
+        axes[2].set_ylabel("aggregation weight")
+    for ax in axes:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("round")
+    axes[-1].xaxis.get_major_locator().set_params(integer=True)
+    axes[0].set_title(f"{results['strategy']} on {results['dataset']}, {results['num_clients']} clients, "
+                      f"seed {results['seed']}", fontsize="medium")
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
@@ -132,6 +352,7 @@ def summary_table(results: dict[str, Any]) -> str:
     lines.append(
         f"  communication: rounds={comm['rounds']} messages={comm['messages']} "
         f"bytes_up={comm['bytes_up']:,} bytes_down={comm['bytes_down']:,}"
+        + (f" (+ run config {comm['config_bytes_down']:,})" if comm.get("config_bytes_down") else "")
     )
     p = results["privacy"]
     lines.append(f"  privacy: {p['mechanism']} epsilon={_fmt(p['epsilon'])} delta={_fmt(p['delta'])}"

@@ -10,10 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from fedfair import generators, schema, sections
+from fedfair import generators, schema, sections, strategy_kinds
 from fedfair.data import Dataset
 from fedfair.errors import FedFairError
-from fedfair.fairfed import FairFedConfig
 from fedfair.local import LocalConfig
 from fedfair.partition import partition
 from fedfair.stage2 import Stage2Config
@@ -22,22 +21,16 @@ from fedfair.stage2 import Stage2Config
 MIN_CLIENT_ROWS = 4
 
 
-# The schema of ``strategy.*`` per strategy: the server's keys, then the clients' (local training).
-_ROUNDS = (sections.RoundsServer, LocalConfig)
-STRATEGY_SCHEMAS: dict[str, tuple[type, ...]] = {
-    "oneshot": (sections.OneShotServer,),
-    "fedavg": _ROUNDS,
-    "fairfed": (*_ROUNDS, FairFedConfig),
-    **{f"fedavg_{name}": _ROUNDS for name, g in generators.GENERATORS.items() if g.trained},
-}
 SECTIONS = ("dataset", "partition", "stage1", "stage2", "strategy", "simulation")
 
 
 def strategy_schema(name: Any) -> tuple[type, ...]:
-    """The dataclasses whose fields are the keys of ``strategy=<name>``."""
-    if name not in STRATEGY_SCHEMAS:
-        raise FedFairError(f"unknown strategy '{name}'; choose one of: {', '.join(STRATEGY_SCHEMAS)}")
-    return STRATEGY_SCHEMAS[name]
+    """The dataclasses whose fields are the keys of ``strategy=<name>`` (:mod:`fedfair.strategy_kinds`):
+    the server's keys, then the clients' (local training) and the strategy's own."""
+    kind = strategy_kinds.get(str(name))
+    if kind.upload:
+        return (sections.OneShotServer,)
+    return (sections.RoundsServer, LocalConfig, *((kind.config,) if kind.config else ()))
 
 
 def stage1_schema(name: Any) -> tuple[type, ...]:

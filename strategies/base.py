@@ -1,10 +1,15 @@
 """What every fedfair strategy shares: metered communication and exactly pooled evaluation.
 
 ``MeteredFedAvg`` is Flower's FedAvg plus
-- communication accounting: rounds, messages and payload bytes each way, where a message's payload is
-  the sum of ``count_bytes()`` over its records (the formula of Flower's ``message_size_mod``);
+- the run config sent once per node: the first message to a node carries it (``config["fedfair"]``,
+  the resolved config as JSON), every message its digest (``config["fedfair-digest"]``); the client
+  keeps it for the rest of the run (``clients/client_app.py``);
+- communication accounting (``fedfair.results.Communication``): rounds, messages and payload bytes
+  each way, where a message's payload is the sum of ``count_bytes()`` over its records (the formula of
+  Flower's ``message_size_mod``), the run config and its digest metered apart;
 - evaluation pooled from the clients' confusion counts (``fedfair.metrics.Counts``), never by
-  averaging rates, with the per-client metrics kept for ``results.json``;
+  averaging rates, with the per-client metrics kept for ``results.json``, and each round's pooled
+  metrics and bytes kept as its history;
 - failure handling: a failed or missing reply is logged and recorded by partition id with its reason
   (``failed``); a failed client gets no later message and is left out of the pooled metrics; fewer
   than ``min_clients`` good replies fail the run with a one-line message.
@@ -12,18 +17,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedfair import metrics
 from fedfair.errors import FedFairError
+from fedfair.results import ClientEvaluation, Communication, Report, Round
 
 log = logging.getLogger("flwr")  # streamed with Flower's own log lines in every run mode
 
@@ -40,37 +47,27 @@ def payload_bytes(msg: Message) -> int:
     return sum(record.count_bytes() for record in msg.content.values())
 
 
-@dataclass
-class Communication:
-    rounds: int = 0
-    messages_down: int = 0
-    messages_up: int = 0
-    bytes_down: int = 0
-    bytes_up: int = 0
+CONFIG_KEY = "fedfair"  # the run config (JSON), in the first message to each node
+DIGEST_KEY = "fedfair-digest"  # the digest of the run config, in every message
 
-    def sent(self, msgs: list[Message]) -> None:
-        self.messages_down += len(msgs)
-        self.bytes_down += sum(payload_bytes(m) for m in msgs)
 
-    def received(self, msgs: list[Message]) -> None:
-        self.messages_up += len(msgs)
-        self.bytes_up += sum(payload_bytes(m) for m in msgs)
+def config_digest(text: str) -> str:
+    """The digest that names a run config (its SHA-256, 16 hex digits)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def to_dict(self) -> dict[str, int]:
-        return {
-            "rounds": self.rounds,
-            "messages": self.messages_down + self.messages_up,
-            "messages_down": self.messages_down,
-            "messages_up": self.messages_up,
-            "bytes_up": self.bytes_up,
-            "bytes_down": self.bytes_down,
-        }
+
+def config_bytes(msg: Message) -> int:
+    """Bytes of a message's run config and digest (``count_bytes()`` of those entries alone)."""
+    if msg.has_error() or "config" not in msg.content.config_records:
+        return 0
+    record = msg.content.config_records["config"]
+    return ConfigRecord({k: record[k] for k in (CONFIG_KEY, DIGEST_KEY) if k in record}).count_bytes()
 
 
 @dataclass
 class Evaluation:
     pooled: dict[str, Any] = field(default_factory=dict)
-    per_client: dict[int, dict[str, Any]] = field(default_factory=dict)
+    per_client: dict[int, ClientEvaluation] = field(default_factory=dict)
 
 
 def failure(msg: Message) -> tuple[int | None, str]:
@@ -101,18 +98,44 @@ class MeteredFedAvg(FedAvg):
         self.min_clients = min_clients
         self.communication = Communication()
         self.evaluation = Evaluation()
+        self.history: list[Round] = []
+        self.round_info: dict[str, Any] = {}  # the current round's extra Round fields (train loss, weights)
+        self._counted = Communication()  # the counts at the end of the previous round
+        self.configured: set[int] = set()  # the nodes the run config was sent to
         self.failed: dict[int, str] = {}  # partition id → reason
         self.failed_nodes: dict[int, str] = {}  # node id → reason (also those naming no partition)
         self.node_partition: dict[int, int] = {}
         self.sent: list[Message] = []
         self.sent_to: set[int] = set()
 
-    def live(self, msgs: Iterable[Message]) -> list[Message]:
-        """The messages not addressed to a node that failed before; remembers who was asked."""
-        msgs = [m for m in msgs if m.metadata.dst_node_id not in self.failed_nodes]
+    def send(self, msgs: Iterable[Message]) -> list[Message]:
+        """The messages to send: those not addressed to a node that failed before, each with the run
+        config (first message to its node) or its digest; metered; remembers who was asked."""
+        msgs = [self._with_config(m) for m in msgs if m.metadata.dst_node_id not in self.failed_nodes]
         self.sent = msgs  # the grid gives each its message id when it sends it
         self.sent_to = {m.metadata.dst_node_id for m in msgs}
+        for msg in msgs:
+            config = config_bytes(msg)
+            self.communication.sent(payload_bytes(msg) - config, config)
         return msgs
+
+    def _with_config(self, msg: Message) -> Message:
+        """``msg`` with its own content: the config record carries the digest of the run config, and
+        the run config itself only if this is the first message to the node."""
+        if "config" not in msg.content.config_records or CONFIG_KEY not in msg.content["config"]:
+            return msg
+        record = msg.content["config"]
+        text = str(record[CONFIG_KEY])
+        carried = ConfigRecord({k: v for k, v in record.items() if k != CONFIG_KEY})
+        carried[DIGEST_KEY] = config_digest(text)
+        node = msg.metadata.dst_node_id
+        if node not in self.configured:
+            carried[CONFIG_KEY] = text
+            self.configured.add(node)
+        content = RecordDict(dict(msg.content.items()))
+        content["config"] = carried
+        msg.content = content
+        return msg
 
     def node_of(self, reply: Message) -> int:
         """The node a reply speaks for: the node asked, found by the reply's ``reply_to_message_id``
@@ -142,22 +165,20 @@ class MeteredFedAvg(FedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        msgs = self.live(super().configure_train(server_round, arrays, config, grid))
+        msgs = self.send(super().configure_train(server_round, arrays, config, grid))
         self.communication.rounds = server_round
-        self.communication.sent(msgs)
         return msgs
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        msgs = self.live(super().configure_evaluate(server_round, arrays, config, grid))
-        self.communication.sent(msgs)
-        return msgs
+        return self.send(super().configure_evaluate(server_round, arrays, config, grid))
 
     def good_replies(self, replies: Iterable[Message], phase: str) -> list[Message]:
         """Meter the replies, log failures with their reasons, enforce ``min_clients``."""
         replies = list(replies)
-        self.communication.received(replies)
+        for msg in replies:
+            self.communication.received(payload_bytes(msg))
         good = [m for m in replies if not m.has_error()]
         for msg in good:
             self.node_partition[self.node_of(msg)] = partition_id(msg)
@@ -192,14 +213,30 @@ class MeteredFedAvg(FedAvg):
     # -- evaluation ------------------------------------------------------------------------------
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         """Pool the clients' counts exactly (summed in partition order, so that the pooled sums do
-        not depend on the order replies arrive in); keep per-client metrics."""
+        not depend on the order replies arrive in); keep per-client metrics and the round's history."""
         good = sorted(self.good_replies(replies, f"evaluate round {server_round}"), key=partition_id)
-        per_client: dict[int, dict[str, Any]] = {}
+        per_client: dict[int, ClientEvaluation] = {}
         for msg in good:
             record = msg.content["metrics"]
             pid = int(record["partition_id"])
             counts = metrics.Counts.from_dict({k: v for k, v in record.items() if k != "partition_id"})
-            per_client[pid] = {"counts": counts, "metrics": metrics.compute(counts)}
-        pooled = metrics.pooled([c["counts"] for c in per_client.values()])
+            per_client[pid] = ClientEvaluation(counts, metrics.compute(counts))
+        pooled = metrics.pooled([c.counts for c in per_client.values()])
         self.evaluation = Evaluation(pooled, per_client)
+        self._end_round(server_round)
         return MetricRecord({k: float(v) for k, v in pooled.items() if v is not None})
+
+    def _end_round(self, server_round: int) -> None:
+        now, before = self.communication, self._counted
+        self.history.append(Round(
+            server_round, dict(self.evaluation.pooled), now.bytes_down - before.bytes_down,
+            now.bytes_up - before.bytes_up, now.config_bytes_down - before.config_bytes_down,
+            **self.round_info,
+        ))
+        self._counted = replace(now)
+        self.round_info = {}
+
+    def report(self) -> Report:
+        """The run's typed report (``fedfair.results.build`` makes results.json of it)."""
+        return Report(self.evaluation.pooled, self.evaluation.per_client, self.client_status(),
+                      self.communication, self.history)

@@ -10,8 +10,10 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from fedfair import fairfed
-from strategies.base import partition_id
+from fedfair.pipeline import Experiment
+from strategies.base import CONFIG_KEY, partition_id
 from strategies.fedavg import FedAvg
+from strategies.registry import register
 
 log = logging.getLogger("flwr")  # streamed with Flower's own log lines in every run mode
 
@@ -49,8 +51,7 @@ class FairFed(FedAvg):
     def _query(self, action: str, content: RecordDict, grid: Grid, phase: str) -> list[Message]:
         """One metered exchange with every node; the good replies, in partition order."""
         nodes = grid.get_node_ids()
-        msgs = self.live(Message(content, message_type=f"query.{action}", dst_node_id=node) for node in nodes)
-        self.communication.sent(msgs)
+        msgs = self.send(Message(content, message_type=f"query.{action}", dst_node_id=node) for node in nodes)
         replies = grid.send_and_receive(msgs, timeout=self.timeout)
         return sorted(self.good_replies(replies, phase), key=partition_id)
 
@@ -58,7 +59,7 @@ class FairFed(FedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Before the FedAvg train messages: the group sizes (round 1) and the weight step."""
-        job = ConfigRecord({"fedfair": config["fedfair"]})
+        job = ConfigRecord({CONFIG_KEY: config[CONFIG_KEY]})
         if self.groups is None:
             replies = self._query("fairfed_groups", RecordDict({"config": job}), grid, "fairfed groups")
             counts = sum(np.asarray(m.content["metrics"]["groups"]).reshape(2, 2) for m in replies)
@@ -76,9 +77,10 @@ class FairFed(FedAvg):
         current = np.array([self.weights.setdefault(pid, size) for pid, size in zip(pids, sizes)])
         updated = fairfed.update_weights(current, fairfed.gaps(stats), self.config.beta, sizes)
         self.weights.update(zip(pids, updated.tolist()))
+        f_global = fairfed.global_metric(stats)
+        self.round_info["global_fairness"] = float(f_global)
         log.info("FairFed round %d: F_global=%+.4f acc=%.4f weights=%s", server_round,
-                 fairfed.global_metric(stats), fairfed.global_accuracy(stats),
-                 np.round(updated / updated.sum(), 4).tolist())
+                 f_global, fairfed.global_accuracy(stats), np.round(updated / updated.sum(), 4).tolist())
         return super().configure_train(server_round, arrays, config, grid)
 
     def aggregation_weights(self, partition_ids: list[int], sizes: np.ndarray) -> np.ndarray:
@@ -86,3 +88,9 @@ class FairFed(FedAvg):
         example counts if all are 0 (the all-zero guard of ``fedfair.fairfed``)."""
         weights = np.array([self.weights.get(pid, size) for pid, size in zip(partition_ids, sizes)])
         return weights if weights.any() else sizes
+
+
+@register("fairfed")
+def _make(exp: Experiment) -> FairFed:
+    timeout = float(exp.cfg["simulation"]["timeout"])
+    return FairFed(exp.num_clients, exp.fairfed_config(), timeout, exp.cfg["strategy"].get("min_clients"))

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Message, MetricRecord
 
 from fedfair.local import average
+from fedfair.pipeline import Experiment
+from fedfair.results import Report, TrainingInfo
+from fedfair.strategy_kinds import KINDS
 from strategies.base import MeteredFedAvg, partition_id
+from strategies.registry import register
 
 log = logging.getLogger("flwr")  # streamed with Flower's own log lines in every run mode
 
@@ -29,7 +33,7 @@ class FedAvg(MeteredFedAvg):
 
     def __init__(self, num_clients: int, min_clients: int | None = None) -> None:
         super().__init__(num_clients, min_clients)
-        self.client_info: dict[int, dict[str, Any]] = {}
+        self.training: dict[int, TrainingInfo] = {}  # by partition id, in the last round it trained
 
     def summary(self) -> None:
         log.info("%s: %d clients (min %d)", type(self).__name__, self.num_clients, self.min_clients)
@@ -50,9 +54,18 @@ class FedAvg(MeteredFedAvg):
         shares = weights / weights.sum()
         losses = [float(r["train_loss"]) for r in records]
         for pid, size, share, loss, record in zip(pids, sizes, shares, losses, records):
-            info = {"n_train": int(size), "train_loss": loss, "weight": float(share)}
             # fedavg_<kind>: the generator's time and the synthetic rows among the n_train
-            info.update({k: record[k] for k in ("stage1_s", "n_synthetic") if k in record})
-            self.client_info[pid] = info
+            generated = {k: record[k] for k in ("stage1_s", "n_synthetic") if k in record}
+            self.training[pid] = TrainingInfo(int(size), loss, float(share), **generated)
         train_loss = float(np.dot(sizes, losses) / sizes.sum())  # on the pooled training rows
+        self.round_info.update(train_loss=train_loss,
+                               weights={pid: float(share) for pid, share in zip(pids, shares)})
         return ArrayRecord({"theta": Array(theta)}), MetricRecord({"train_loss": train_loss})
+
+    def report(self) -> Report:
+        return replace(super().report(), training=dict(sorted(self.training.items())))
+
+
+@register("fedavg", *(kind.name for kind in KINDS.values() if kind.augment))
+def _make(exp: Experiment) -> FedAvg:
+    return FedAvg(exp.num_clients, exp.cfg["strategy"].get("min_clients"))

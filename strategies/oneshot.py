@@ -12,14 +12,16 @@ import json
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Message, MetricRecord
 
-from fedfair.pipeline import server_fit
+from fedfair.pipeline import Experiment, server_fit
+from fedfair.results import Report, UploadInfo
 from fedfair.table import Table
-from strategies.base import MeteredFedAvg
+from strategies.base import MeteredFedAvg, partition_id
+from strategies.registry import register
 
 log = logging.getLogger("flwr")  # streamed with Flower's own log lines in every run mode
 
@@ -30,7 +32,7 @@ class OneShot(MeteredFedAvg):
     def __init__(self, num_clients: int, lam_theta: float, min_clients: int | None = None) -> None:
         super().__init__(num_clients, min_clients)
         self.lam_theta = lam_theta
-        self.uploads: dict[int, dict[str, Any]] = {}
+        self.uploads: dict[int, UploadInfo] = {}
         self.server_fit_s = 0.0
         self.degenerate_upload = False
 
@@ -41,16 +43,17 @@ class OneShot(MeteredFedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        good = self.good_replies(replies, "upload")
+        # in partition order: the union's row order sets θ's last bits, whatever order replies arrive in
+        good = sorted(self.good_replies(replies, "upload"), key=partition_id)
         tables = []
         for msg in good:
-            info = dict(msg.content["metrics"])
+            info = msg.content["metrics"]
             meta = msg.content["meta"]
             table = Table.from_array(msg.content["upload"]["rows"].numpy(), list(meta["columns"]))
-            pid = int(info.pop("partition_id"))
+            pid = int(info["partition_id"])
             privacy = json.loads(meta["privacy"])
-            self.uploads[pid] = {**info, "n_upload": len(table), "privacy": privacy,
-                                 "audit": json.loads(meta["audit"])}
+            self.uploads[pid] = UploadInfo(float(info["stage1_s"]), float(info["stage2_s"]), len(table), privacy,
+                                           json.loads(meta["audit"]))
             if privacy["single_label"]:
                 log.warning("client %d uploaded rows of one label only: its table carries no "
                             "decision boundary", pid)
@@ -63,3 +66,13 @@ class OneShot(MeteredFedAvg):
         log.info("server model fitted on %d uploaded rows in %.3f s",
                  sum(len(t) for t in tables), self.server_fit_s)
         return ArrayRecord({"theta": Array(np.asarray(theta, dtype=np.float64))}), None
+
+    def report(self) -> Report:
+        return replace(super().report(), uploads=dict(sorted(self.uploads.items())),
+                       degenerate_upload=bool(self.degenerate_upload), server_fit_s=float(self.server_fit_s))
+
+
+@register("oneshot")
+def _make(exp: Experiment) -> OneShot:
+    section = exp.cfg["strategy"]
+    return OneShot(exp.num_clients, float(section["lam_theta"]), section.get("min_clients"))

@@ -17,7 +17,7 @@ from fedfair.console import SUMMARY, ConsoleFilter
 from fedfair.errors import FedFairError
 from fedfair.pipeline import Experiment
 from fedfair.stage2 import Stage2Config
-from fedfair.validate import STRATEGY_SCHEMAS, check_config, stage1_schema
+from fedfair.validate import check_config, stage1_schema, strategy_schema
 
 OPTIONS = [(group, option) for group in GROUPS for option in schema.options(group)]
 
@@ -37,7 +37,7 @@ def _classes(group: str, option: str) -> tuple[type, ...]:
     if group == "stage1":
         return stage1_schema(option)
     if group == "strategy":
-        return STRATEGY_SCHEMAS[option]
+        return strategy_schema(option)
     return {"dataset": (sections.DatasetOptions,), "partition": (sections.Partition,), "stage2": (Stage2Config,)}[group]
 
 

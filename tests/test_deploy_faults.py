@@ -52,7 +52,7 @@ def test_an_error_reply_the_superlink_makes_for_a_dead_node_is_pinned_on_that_no
     asked = [Message(RecordDict(), dst_node_id=node, message_type="train") for node in (101, 102, 103)]
     for i, msg in enumerate(asked):
         msg.metadata.__dict__["_message_id"] = f"m{i}"  # what the grid does when it sends them
-    strategy.live(asked)
+    strategy.send(asked)
     replies = [Message(RecordDict({"metrics": MetricRecord({"partition_id": pid})}), reply_to=asked[i])
                for i, pid in ((0, 2), (2, 0))]
     dead = Message(Error(code=3, reason=f"{NODE_UNAVAILABLE} within 2 × its expected interval."), reply_to=asked[1])
@@ -63,7 +63,7 @@ def test_an_error_reply_the_superlink_makes_for_a_dead_node_is_pinned_on_that_no
     assert list(strategy.failed_nodes) == [102]  # never the SuperLink's id
     assert f"upload: partition 1 failed: {NODE_UNAVAILABLE}" in caplog.text
     assert "no reply within" not in caplog.text  # its reply came, from the SuperLink
-    assert [m.metadata.dst_node_id for m in strategy.live(asked)] == [101, 103]  # no later message to it
+    assert [m.metadata.dst_node_id for m in strategy.send(asked)] == [101, 103]  # no later message to it
 
 
 @pytest.mark.slow

@@ -144,11 +144,11 @@ def test_beta_zero_is_fedavg_bit_for_bit():
     sizes = [*OVERRIDES, "seed=2", "partition.alpha=0.3"]
     fedavg, theta_avg = _start([*sizes, "strategy=fedavg"])
     fair0, theta_fair0 = _start([*sizes, "strategy=fairfed", "strategy.beta=0"])
-    assert [fedavg.client_info[pid]["n_train"] for pid in range(3)] == [485, 970, 145]
+    assert [fedavg.training[pid].n_train for pid in range(3)] == [485, 970, 145]
     assert np.array_equal(theta_avg, theta_fair0)
     assert fedavg.evaluation.pooled == fair0.evaluation.pooled
-    assert {k: v["metrics"] for k, v in fedavg.evaluation.per_client.items()} == {
-        k: v["metrics"] for k, v in fair0.evaluation.per_client.items()
+    assert {k: v.metrics for k, v in fedavg.evaluation.per_client.items()} == {
+        k: v.metrics for k, v in fair0.evaluation.per_client.items()
     }
     # The extra FairFed exchanges are metered: groups once, stats every round (K messages each way).
     k, t = 3, 3
@@ -160,8 +160,8 @@ def test_beta_zero_is_fedavg_bit_for_bit():
     # β > 0 moves the weights and so the model: the test above could fail.
     fair1, theta_fair1 = _start([*sizes, "strategy=fairfed", "strategy.beta=1"])
     assert not np.array_equal(theta_avg, theta_fair1)
-    weights = [fair1.client_info[pid]["weight"] for pid in range(3)]
-    sizes = np.array([fair1.client_info[pid]["n_train"] for pid in range(3)])
+    weights = [fair1.training[pid].weight for pid in range(3)]
+    sizes = np.array([fair1.training[pid].n_train for pid in range(3)])
     assert sum(weights) == pytest.approx(1.0)
     assert not np.allclose(weights, sizes / sizes.sum())
 
@@ -174,6 +174,16 @@ def test_fairfed_run_writes_results_with_weights(tmp_path):
     assert res["privacy"]["mechanism"] == "none"
     assert [c["partition_id"] for c in res["per_client"]] == [0, 1, 2]
     assert sum(c["weight"] for c in res["per_client"]) == pytest.approx(1.0)
+    # Per round: the weights used (they sum to 1, and move), F_global, the metrics of that round's model.
+    history = res["history"]
+    assert [r["round"] for r in history] == [1, 2, 3]
+    weights = [[r["weights"][str(pid)] for pid in range(3)] for r in history]
+    assert [sum(w) for w in weights] == pytest.approx([1.0] * 3)
+    assert not np.allclose(weights[0], weights[-1])
+    assert weights[-1] == [c["weight"] for c in res["per_client"]]
+    assert all(isinstance(r["global_fairness"], float) for r in history)
+    assert history[-1]["abs_spd"] == res["metrics"]["abs_spd"]
+    assert (tmp_path / "history.png").exists()
 
 
 def test_a_failing_client_fails_the_fairfed_exchange_in_one_line(caplog):

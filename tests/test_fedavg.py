@@ -14,7 +14,9 @@ from fedfair.config import compose_config
 from fedfair.data.sets.synthetic import synthetic
 from fedfair.errors import FedFairError
 from fedfair.pipeline import Experiment, evaluate, local_update
+from fedfair.results import HISTORY_KEYS, SCHEMA_VERSION
 from fedfair.table import Table
+from strategies.base import config_digest
 from strategies.server_app import run_experiment
 from strategies.simulation import simulate
 
@@ -100,11 +102,29 @@ def test_fedavg_learns_counts_rounds_and_measures_bytes(tmp_path):
     comm = res["communication"]
     assert comm["rounds"] == t
     assert comm["messages_down"] == comm["messages_up"] == 2 * k * t  # train + evaluate, every round
-    # Down: every message carries the config; all but round 1's train messages carry θ.
-    config = ConfigRecord({"fedfair": json.dumps(cfg), "server-round": 1}).count_bytes()
+    # Down: every message carries the server round; all but round 1's train messages carry θ. The run
+    # config goes with the first message to each node, its digest with every message: metered apart.
+    job = json.dumps(cfg)
+    digest = ConfigRecord({"fedfair-digest": config_digest(job)}).count_bytes()
+    full = ConfigRecord({"fedfair": job}).count_bytes() + digest
+    round_bytes = ConfigRecord({"server-round": 1}).count_bytes()
     theta_bytes = ArrayRecord({"theta": Array(theta)}).count_bytes()
-    assert comm["bytes_down"] == k * (2 * t * config + (2 * t - 1) * theta_bytes)
+    assert comm["bytes_down"] == k * (2 * t * round_bytes + (2 * t - 1) * theta_bytes)
+    assert comm["config_bytes_down"] == k * (full + (2 * t - 1) * digest)
     assert k * t * theta_bytes < comm["bytes_up"] < k * t * (theta_bytes + 2_000)
+
+    # History: one entry per round, the last one the final metrics; its bytes add up to the totals.
+    history = res["history"]
+    assert res["schema_version"] == SCHEMA_VERSION
+    assert [r["round"] for r in history] == [1, 2, 3]
+    assert {key: history[-1][key] for key in HISTORY_KEYS} == {key: res["metrics"][key] for key in HISTORY_KEYS}
+    assert history[0]["accuracy"] != history[-1]["accuracy"]
+    for key in ("bytes_down", "bytes_up", "config_bytes_down"):
+        assert sum(r[key] for r in history) == comm[key]
+    assert history[0]["config_bytes_down"] == k * (full + digest) and history[1]["config_bytes_down"] == 2 * k * digest
+    assert [sum(r["weights"].values()) for r in history] == pytest.approx([1.0] * t)
+    assert history[-1]["weights"] == {str(c["partition_id"]): c["weight"] for c in res["per_client"]}
+    assert (tmp_path / "history.png").stat().st_size > 10_000
 
     assert res["privacy"] == {"mechanism": "none", "epsilon": None, "delta": None, "guarantee": None,
                               "per_client": [], "audit": []}

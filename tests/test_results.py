@@ -6,7 +6,15 @@ from typing import Any
 
 import pytest
 
-from fedfair.results import CONSTANT_RATE, flat_row, sanity, summary_table
+import json
+
+import numpy as np
+
+from fedfair import metrics as m
+from fedfair.results import (
+    CONSTANT_RATE, HISTORY_KEYS, SCHEMA_VERSION, ClientEvaluation, Communication, Report, Round, TrainingInfo,
+    UploadInfo, build, flat_row, plot_history, sanity, summary_table, write_json,
+)
 
 
 def results(selection: float, single: list[int]) -> dict[str, Any]:
@@ -62,3 +70,57 @@ def test_a_model_below_the_majority_rate_is_warned_about() -> None:
     assert check["warnings"] == [
         "the model is less accurate (0.7238) than always predicting the majority class (0.7521)"]
     assert sanity({"selection_rate": 0.2, "accuracy": 0.84}, 0.7521, [])["warnings"] == []
+
+
+def _client(seed: int) -> ClientEvaluation:
+    rng = np.random.default_rng(seed)
+    y, s = rng.choice([-1, 1], 200), rng.integers(0, 2, 200)
+    pred = np.where(rng.random(200) < 0.8, y, -y)
+    counts = m.counts(y, pred, s, rng.normal(size=200))
+    return ClientEvaluation(counts, m.compute(counts))
+
+
+def _report(rounds: int, **extra) -> Report:
+    evaluation = {0: _client(0), 1: _client(1)}
+    pooled = m.pooled([c.counts for c in evaluation.values()])
+    history = [Round(r, {**pooled, "accuracy": 0.6 + 0.01 * r}, 100, 50, 30 if r == 1 else 2, train_loss=0.5,
+                     weights={0: 0.25 + 0.01 * r, 1: 0.75 - 0.01 * r}, global_fairness=-0.1 / r)
+               for r in range(1, rounds + 1)]
+    history[-1].metrics = pooled
+    comm = Communication(rounds, 2 * rounds, 2 * rounds, 100 * rounds, 50 * rounds, 28 + 2 * rounds)
+    return Report(pooled, evaluation, [{"partition_id": p, "status": "ok"} for p in (0, 1)], comm, history, **extra)
+
+
+CFG = {"dataset": {"name": "synthetic"}, "num_clients": 2, "seed": 3, "strategy": {"name": "fairfed"}}
+
+
+def test_results_schema_is_versioned_with_one_history_entry_per_round(tmp_path) -> None:
+    training = {pid: TrainingInfo(100 + pid, 0.4, 0.5) for pid in (0, 1)}
+    res = json.loads(write_json(tmp_path / "results.json", build(_report(4, training=training), CFG, [], 1.0)).read_text())
+    assert res["schema_version"] == SCHEMA_VERSION == 2
+    assert [r["round"] for r in res["history"]] == [1, 2, 3, 4]
+    assert {k: res["history"][-1][k] for k in HISTORY_KEYS} == {k: res["metrics"][k] for k in HISTORY_KEYS}
+    assert [sum(r["weights"].values()) for r in res["history"]] == pytest.approx([1.0] * 4)
+    assert res["history"][0]["weights"] == {"0": 0.26, "1": 0.74} and res["history"][1]["global_fairness"] == -0.05
+    assert res["communication"]["config_bytes_down"] == 36 and res["communication"]["messages"] == 16
+    # Per client: the training info without the absent generator fields; no upload, so no privacy.
+    assert res["per_client"][1] == {"partition_id": 1, "n_train": 101, "train_loss": 0.4, "weight": 0.5,
+                                    "metrics": res["per_client"][1]["metrics"]}
+    assert res["privacy"]["mechanism"] == "none" and res["privacy"]["per_client"] == []
+    assert res["sanity"]["majority_rate"] == pytest.approx(m.majority_rate(
+        _client(0).counts + _client(1).counts))
+    assert "(+ run config 36)" in summary_table(res)
+    out = plot_history(res, tmp_path / "history.png")
+    assert out.stat().st_size > 10_000
+
+
+def test_one_shot_uploads_make_the_privacy_block() -> None:
+    privacy = {"mechanism": "gaussian", "epsilon": 3.0, "delta": 1e-5, "guarantee": "g", "single_label": False}
+    uploads = {pid: UploadInfo(1.0, 2.0, 50, {**privacy, "epsilon": 2.0 + pid}, {"exact_matches": pid, "mia_auc": 0.5})
+               for pid in (0, 1)}
+    res = build(_report(1, uploads=uploads, server_fit_s=0.25), {**CFG, "strategy": {"name": "oneshot"}}, [], 1.0)
+    assert res["privacy"]["epsilon"] == 3.0 and res["privacy"]["delta"] == 1e-5
+    assert [c["n_upload"] for c in res["per_client"]] == [50, 50]
+    assert res["timings"]["stage2_s"] == [2.0, 2.0] and res["timings"]["server_fit_s"] == 0.25
+    assert res["sanity"]["raw_row_uploads"] == {1: 1}
+    assert len(res["history"]) == 1
