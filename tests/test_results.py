@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from fedfair.results import CONSTANT_RATE, flat_row, sanity, summary_table
+from fedfair.report import flat_row
+from fedfair.results import CONSTANT_RATE, sanity, summary_table
 
 
 def results(selection: float, single: list[int]) -> dict[str, Any]:
