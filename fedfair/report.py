@@ -166,14 +166,15 @@ def markdown(rows: list[dict[str, Any]], keys: Sequence[str], columns: Sequence[
              title: str | None = None) -> str:
     """A table of aggregated rows: the plain ``keys`` (e.g. the swept values), ``n``, then
     ``columns``; the notes on the spread and on †."""
-    body = [[*(_plain(r.get(k)) for k in keys), r["n"], *(cell(r, c.key, c.digits, c.scale) for c in columns)]
+    body = [[*(plain(r.get(k)) for k in keys), r["n"], *(cell(r, c.key, c.digits, c.scale) for c in columns)]
             for r in rows]
     text = table([*keys, "n", *(c.header for c in columns)], body, "l" * len(keys) + "r" * (len(columns) + 1))
     notes = [STD_NOTE] + ([CONSTANT_NOTE] if any(r.get("constant_runs") for r in rows) else [])
     return (f"## {title}\n\n" if title else "") + text + "\n\n" + " ".join(notes) + "\n"
 
 
-def _plain(value: Any) -> str:
+def plain(value: Any) -> str:
+    """A key's value as a table cell or point label: floats in ``g`` format, None empty."""
     if value is None:
         return ""
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -218,9 +219,10 @@ def draw(ax: Any, rows: list[dict[str, Any]], x: str, y: str, *, label: str | No
     if not pts:
         return
     xs, ys = [float(r[x]) for r in pts], [float(r[y]) for r in pts]
+    ls = style.pop("ls", style.pop("linestyle", "-"))
     ax.errorbar(xs, ys, xerr=_err(xs, [r.get(f"{x}_std") for r in pts], x in FAIRNESS),
                 yerr=_err(ys, [r.get(f"{y}_std") for r in pts], y in FAIRNESS), marker=marker,
-                linestyle="-" if line and len(pts) > 1 else "none", capsize=2, elinewidth=0.8, label=label,
+                linestyle=ls if line and len(pts) > 1 else "none", capsize=2, elinewidth=0.8, label=label,
                 **style)
     bad = [(a, b) for a, b, r in zip(xs, ys, pts) if r.get("constant_runs")]
     if bad:
@@ -228,13 +230,13 @@ def draw(ax: Any, rows: list[dict[str, Any]], x: str, y: str, *, label: str | No
                    label=CONSTANT)
     if point_labels:
         labels = ax.__dict__.setdefault("_point_labels", [])
-        labels += [(a, b, _plain(r.get(point_labels))) for a, b, r in zip(xs, ys, pts)]
+        labels += [(a, b, plain(r.get(point_labels))) for a, b, r in zip(xs, ys, pts)]
     ax.__dict__.setdefault("_from_zero", set()).update(a for k, a in ((x, "x"), (y, "y")) if k in FAIRNESS)
 
 
 def categorical(ax: Any, values: list[Any], axis: str = "x") -> dict[Any, int]:
     """Positions 0..n-1 for non-numeric values, with their (rotated if long) tick labels."""
-    names = [_plain(v) for v in values]
+    names = [plain(v) for v in values]
     rotate = 30 if max(map(len, names), default=0) > 6 else 0
     if axis == "x":
         ax.set_xticks(range(len(names)), names, rotation=rotate, ha="right" if rotate else "center")
@@ -292,13 +294,17 @@ OFFSETS = ((5, 4, "left", "bottom"), (5, -4, "left", "top"), (-5, 4, "right", "b
 
 
 def _place_labels(fig: Any, ax: Any, labels: list[tuple[float, float, str]]) -> None:
-    """Greedy placement: for each label the first of ``OFFSETS`` whose box stays inside the axes and
-    clear of the labels already placed (else the least-overlapping one)."""
+    """Greedy placement: for each label the first of ``OFFSETS`` whose box (with a margin) stays
+    inside the axes and clear of the labels already placed and of the labelled markers (else the one
+    with the fewest clashes)."""
+    from matplotlib.transforms import Bbox
+
     if not labels:
         return
     renderer = fig.canvas.get_renderer()
     inside = ax.get_window_extent(renderer)
-    taken: list[Any] = []
+    points = ax.transData.transform([(x, y) for x, y, _ in labels])
+    taken = [Bbox.from_extents(px - 4, py - 4, px + 4, py + 4) for px, py in points]
     for x, y, text in labels:
         if not text:
             continue
@@ -306,6 +312,7 @@ def _place_labels(fig: Any, ax: Any, labels: list[tuple[float, float, str]]) -> 
         for dx, dy, ha, va in OFFSETS:
             ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=7)
             box = ann.get_window_extent(renderer)
+            box = Bbox.from_extents(box.x0 - 2, box.y0 - 1, box.x1 + 2, box.y1 + 1)
             clash = sum(box.overlaps(b) for b in taken) + (0 if _within(box, inside) else 1)
             if best is None or clash < best[0]:
                 if best is not None:
