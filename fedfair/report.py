@@ -289,14 +289,16 @@ def save(fig: Any, path: Path, title: str | None = None) -> Path:
     return path
 
 
-OFFSETS = ((5, 4, "left", "bottom"), (5, -4, "left", "top"), (-5, 4, "right", "bottom"), (-5, -4, "right", "top"),
-           (0, 8, "center", "bottom"), (0, -8, "center", "top"), (9, 0, "left", "center"), (-9, 0, "right", "center"))
+_RING = ((5, 4, "left", "bottom"), (5, -4, "left", "top"), (-5, 4, "right", "bottom"), (-5, -4, "right", "top"),
+         (0, 8, "center", "bottom"), (0, -8, "center", "top"), (9, 0, "left", "center"), (-9, 0, "right", "center"))
+# label positions (points from the marker, alignment), nearest first: a ring, then one twice as far
+OFFSETS = _RING + tuple((2 * dx, 2 * dy, ha, va) for dx, dy, ha, va in _RING)
 
 
 def _place_labels(fig: Any, ax: Any, labels: list[tuple[float, float, str]]) -> None:
     """Greedy placement: for each label the first of ``OFFSETS`` whose box (with a margin) stays
     inside the axes and clear of the labels already placed and of the labelled markers (else the one
-    with the fewest clashes)."""
+    with the fewest clashes, another label weighing most)."""
     from matplotlib.transforms import Bbox
 
     if not labels:
@@ -304,7 +306,8 @@ def _place_labels(fig: Any, ax: Any, labels: list[tuple[float, float, str]]) -> 
     renderer = fig.canvas.get_renderer()
     inside = ax.get_window_extent(renderer)
     points = ax.transData.transform([(x, y) for x, y, _ in labels])
-    taken = [Bbox.from_extents(px - 4, py - 4, px + 4, py + 4) for px, py in points]
+    markers = [Bbox.from_extents(px - 4, py - 4, px + 4, py + 4) for px, py in points]
+    taken: list[Any] = []
     for x, y, text in labels:
         if not text:
             continue
@@ -313,7 +316,9 @@ def _place_labels(fig: Any, ax: Any, labels: list[tuple[float, float, str]]) -> 
             ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=7)
             box = ann.get_window_extent(renderer)
             box = Bbox.from_extents(box.x0 - 2, box.y0 - 1, box.x1 + 2, box.y1 + 1)
-            clash = sum(box.overlaps(b) for b in taken) + (0 if _within(box, inside) else 1)
+            # another label is the worst clash, a marker or the axes' edge a lesser one
+            clash = (10 * sum(box.overlaps(b) for b in taken) + sum(box.overlaps(b) for b in markers)
+                     + (0 if _within(box, inside) else 1))
             if best is None or clash < best[0]:
                 if best is not None:
                     best[1].remove()
