@@ -101,7 +101,7 @@ def test_fast_sigma_is_the_smallest_that_spends_at_most_epsilon_3_in_10_epochs()
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("paper")
-    proc = _run(*TINY, "--out", str(out), timeout=900)
+    proc = _run(*TINY, "--out", str(out), timeout=1500)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-4000:]}"
     return out, json.loads(proc.stdout.strip().splitlines()[-1])
 
