@@ -54,10 +54,9 @@ def stage1_section(setting: str) -> dict[str, Any]:
 def config(args: argparse.Namespace, setting: str, seed: int) -> dict[str, Any]:
     """The composed config of one run: ``conf/`` with this script's arguments as overrides."""
     overrides = [f"dataset={args.dataset}", f"partition={args.partition}", "strategy=oneshot", "stage2=none",
-                 f"num_clients={args.clients}", f"seed={seed}", f"cache_dir={args.cache}", "progress=false",
-                 *stage1_overrides(setting)]
-    if args.partition == "dirichlet":
-        overrides.append(f"partition.alpha={args.alpha}")
+                 f"seed={seed}", f"cache_dir={args.cache}", "progress=false", *stage1_overrides(setting)]
+    overrides += [] if args.clients is None else [f"num_clients={args.clients}"]
+    overrides += [] if args.alpha is None else [f"partition.alpha={args.alpha}"]
     return compose_config(overrides)
 
 
@@ -76,13 +75,13 @@ def one_run(args: argparse.Namespace, setting: str, seed: int) -> dict[str, Any]
         info.append({"n": len(train), "s1_share": float(np.mean(train.s)), "stage1_s": round(up.stage1_s, 2),
                      "outside_box": float(np.mean((x < 0) | (x > 1)))})
     pooled = Table.concat(tests)
-    theta, _ = pipeline.server_fit(uploads, 1e-4)
+    theta, _ = pipeline.server_fit(uploads, float(exp.cfg["strategy"]["lam_theta"]))
     server = pipeline.evaluate(theta, pooled)
     row: dict[str, Any] = {"dataset": args.dataset, "partition": args.partition,
-                           "alpha": args.alpha if args.partition == "dirichlet" else None,
+                           "alpha": exp.cfg["partition"].get("alpha"),
                            "setting": setting, "seed": seed}
     row.update({k: metrics.compute(server)[k] for k in REPORT})
-    row["majority"] = float(max(np.mean(pooled.y == 1), np.mean(pooled.y == -1)))
+    row["majority"] = metrics.majority_rate(server)
     row["theta_norm"] = float(np.linalg.norm(theta))
     keys = ("accuracy", "abs_spd", "abs_eod", "selection_rate")
     own, thetas, sizes = [], [], []
@@ -200,8 +199,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="adult")
     parser.add_argument("--partition", default="iid", choices=["iid", "dirichlet"])
-    parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--alpha", type=float, default=None, help="Dirichlet alpha (default: conf/)")
+    parser.add_argument("--clients", type=int, default=None, help="number of clients (default: conf/)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--settings", nargs="+", default=["rho=0"])
     parser.add_argument("--out", type=Path, default=Path("/tmp/issue15/sweep.jsonl"))
