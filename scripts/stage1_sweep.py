@@ -3,7 +3,7 @@ stage 1 (cached on disk), the server's fit on the union (eq. 16) and the pooled 
 each client's own model θ(x̂_k) on the same pooled test rows ("own"), which separates what a client's
 set achieves from what survives the union.
 
-One JSON line per (setting, seed) is appended to ``--out``; ``--table`` prints mean (sd) per setting
+One JSON line per (setting, seed) is appended to ``--out``; ``--table`` prints mean ± std (n) per setting
 from that file. A setting is ``none`` (the real rows, no stage 1) or comma-separated stage-1 keys on
 top of ``conf/stage1/bilevel.yaml``:
 
