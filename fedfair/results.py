@@ -1,9 +1,9 @@
 """results.json: its schema (what every strategy reports, typed and versioned), one file per run
-written atomically, the per-round history plot, a summary table; the sweep CSV."""
+written atomically, its sanity block, the per-round history plot and the summary table (rows, CSV
+and sweep summaries: ``fedfair.report``)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -11,8 +11,6 @@ import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
-
-from hydra.experimental.callback import Callback
 
 from fedfair.metrics import Counts, majority_rate
 
@@ -360,54 +358,3 @@ def summary_table(results: dict[str, Any]) -> str:
     t = results["timings"]
     lines.append(f"  time: total {t['total_s']:.1f} s, server fit {t['server_fit_s']:.2f} s")
     return "\n".join(lines)
-
-
-def flat_row(results: dict[str, Any], overrides: list[str] | None = None) -> dict[str, Any]:
-    """One CSV row: the run's identity, its overrides, pooled metrics, communication, time."""
-    row: dict[str, Any] = {
-        "strategy": results["strategy"],
-        "dataset": results["dataset"],
-        "num_clients": results["num_clients"],
-        "seed": results["seed"],
-        "overrides": " ".join(overrides or []),
-    }
-    row.update({k: results["metrics"].get(k) for k in SUMMARY_KEYS})
-    check = results.get("sanity", {})
-    row.update({k: check.get(k) for k in ("selection_rate", "majority_rate", "constant_model")})
-    aucs = [a["mia_auc"] for a in results["privacy"].get("audit", []) if a]
-    row["mia_auc"] = max(aucs) if aucs else None
-    row.update({k: results["communication"][k] for k in ("rounds", "messages", "bytes_up", "bytes_down")})
-    row["epsilon"] = results["privacy"]["epsilon"]
-    row["total_s"] = results["timings"]["total_s"]
-    row["results"] = results.get("path", "")
-    return row
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write rows (union of keys, first-seen order) atomically."""
-    path = Path(path).resolve()
-    keys: list[str] = []
-    for row in rows:
-        keys.extend(k for k in row if k not in keys)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
-
-
-class SweepSummary(Callback):
-    """Hydra callback: after a multirun, collect every job's results.json into ``summary.csv``."""
-
-    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        rows = []
-        for path in sorted(sweep_dir.glob("*/results.json"), key=lambda p: int(p.parent.name)):
-            results = json.loads(path.read_text())
-            results["path"] = str(path.resolve())
-            rows.append(flat_row(results, results.get("overrides")))
-        if rows:
-            out = write_csv(sweep_dir / "summary.csv", rows)
-            print(f"summary: {out}")

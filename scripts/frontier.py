@@ -6,9 +6,10 @@ the Flower client and server apps call, without the engine's start-up per run), 
 so that stage 1 is computed once per (dataset, seed, ρ) and reused by every stage 2 that runs after
 it. Rows are appended to ``frontier.jsonl`` as they finish, so an interrupted run resumes.
 
-Writes ``frontier.csv`` (mean ± std over seeds per dataset, stage 2, ρ, ε), ``frontier.md`` and
-``frontier.png`` (accuracy and |SPD| against ε). Cells of a (nearly) constant server model are
-marked † in the table and × in the figure: their fairness numbers are meaningless.
+Writes, through ``fedfair.report``, ``frontier.csv`` (mean ± std over runs and n per dataset, stage 2,
+ρ, ε), ``frontier.md`` and ``frontier.png`` (accuracy and |SPD| against ε). Cells of a (nearly)
+constant server model are marked † k/n in the table and circled in the figure: their fairness numbers
+are meaningless.
 
     python scripts/frontier.py --out results/frontier                       # everything (hours)
     python scripts/frontier.py --out results/frontier --datasets law_school --stage2 gaussian-after
@@ -19,29 +20,29 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from reproduce_paper import DP_FAST
 
+from fedfair import report
 from fedfair.config import compose_config
 from fedfair.env import set_offline_defaults
 from fedfair.metrics import majority_rate
 from fedfair.errors import FedFairError
 from fedfair.pipeline import Experiment, run_oneshot
-from fedfair.results import sanity, write_csv
+from fedfair.results import sanity
 
-# label → overrides. DP-CTGAN runs at most 10 epochs at σ = 1.85 (as compare.py: the 93-epoch σ = 5
-# fit costs 4–12 min per client here); fewer epochs where the budget buys fewer.
+# label → overrides. DP-CTGAN runs reproduce_paper's fast setting (at most 10 epochs; the 93-epoch
+# σ = 5 fit costs 4–12 min per client here); fewer epochs where the budget buys fewer.
 STAGE2: dict[str, list[str]] = {
     "none": ["stage2=none"],
     "gaussian-after": ["stage2=gaussian", "stage2.order=after"],
     "gaussian-before": ["stage2=gaussian", "stage2.order=before"],
     "mst": ["stage2=mst"],
-    "dpctgan": ["stage2=dpctgan", "stage2.epochs=10", "stage2.sigma=1.85"],
+    "dpctgan": DP_FAST,
 }
 EPSILONS = (0.5, 1.0, 3.0, 8.0)
 RHOS = (0.0, 100.0)
@@ -100,25 +101,16 @@ def run(job: dict[str, Any], cache: Path) -> dict[str, Any]:
     }
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    vals = [v for v in values if v is not None and not math.isnan(v)]
-    if not vals:
-        return math.nan, math.nan
-    return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
+KEYS = ("accuracy", "abs_spd", "abs_eod", "selection_rate", "majority_rate", "mia_auc", "stage1_s", "stage2_s")
 
 
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault((r["dataset"], r["stage2"], r["rho"], r["epsilon"]), []).append(r)
-    rows = []
-    for (dataset, label, rho, eps), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3] or math.inf)):
-        row: dict[str, Any] = {"dataset": dataset, "stage2": label, "rho": rho, "epsilon": eps, "runs": len(rs)}
-        for k in ("accuracy", "abs_spd", "abs_eod", "selection_rate", "majority_rate", "mia_auc", "stage1_s", "stage2_s"):
-            row[k], row[f"{k}_std"] = _mean_std([r[k] for r in rs])
-        row["constant_runs"] = sum(bool(r["constant_model"]) for r in rs)
-        row["single_label_runs"] = sum(bool(r["single_label_uploads"]) for r in rs)
-        rows.append(row)
+    """Mean ± std over runs (seeds × noise draws) per (dataset, stage 2, ρ, ε), ``fedfair.report``."""
+    order = sorted(records, key=lambda r: (r["dataset"], r["stage2"], r["rho"], r["epsilon"] or math.inf))
+    rows = report.aggregate(order, ("dataset", "stage2", "rho", "epsilon"), KEYS)
+    for row in rows:
+        row["single_label_runs"] = sum(bool(r["single_label_uploads"]) for r in records
+                                       if all(r[k] == row[k] for k in ("dataset", "stage2", "rho", "epsilon")))
     return rows
 
 
@@ -128,8 +120,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for dataset in sorted({r["dataset"] for r in rows}):
         sub = [r for r in rows if r["dataset"] == dataset]
         eps = sorted({r["epsilon"] for r in sub if r["epsilon"] is not None})
-        out.append(f"**{dataset}** (cells: accuracy / abs SPD ± std / selection rate, mean over runs "
-                   f"(seeds × noise draws); †n = a constant model in n of the runs; majority rate {sub[0]['majority_rate']:.4f})\n")
+        out.append(f"**{dataset}** (cells: accuracy / selection rate / abs SPD ± std, mean over the n runs "
+                   f"(seeds × noise draws); majority rate {sub[0]['majority_rate']:.4f}) {report.CONSTANT_NOTE}\n")
         out.append("| stage 2 | ρ | " + " | ".join(f"ε = {e:g}" for e in eps) + " | ε = ∞ | MIA AUC | s/client (stage 1 + 2) |")
         out.append("|---|---|" + "---|" * (len(eps) + 3))
         for label in STAGE2:
@@ -143,9 +135,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                     if r is None:
                         texts.append("–")
                         continue
-                    mark = f" †{r['constant_runs']}" if r["constant_runs"] else ""
-                    texts.append(f"{r['accuracy']:.4f} / {r['abs_spd']:.3f}±{r['abs_spd_std']:.3f} / "
-                                 f"{r['selection_rate']:.3f}{mark}")
+                    texts.append(f"{report.fmt(r['accuracy'])} / {report.fmt(r['selection_rate'], digits=3)} / "
+                                 f"{report.cell(r, 'abs_spd', 3)}")
                 aucs = [r["mia_auc"] for r in cells.values()]
                 secs = [r["stage1_s"] + r["stage2_s"] for r in cells.values()]
                 out.append(f"| {label} | {rho:g} | " + " | ".join(texts) +
@@ -155,55 +146,38 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def figure(rows: list[dict[str, Any]], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Accuracy (top) and |SPD| (bottom) against ε per dataset: one line per (stage 2, ρ), the runs
+    without DP as horizontal lines; circled points had a constant model in some runs."""
     from matplotlib.ticker import NullFormatter
 
     datasets = sorted({r["dataset"] for r in rows})
-    fig, axes = plt.subplots(2, len(datasets), figsize=(5.5 * len(datasets), 7), squeeze=False)
-    colours = dict(zip(STAGE2, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    fig, axes = report.figure(2 * len(datasets), rows=2, size=(5.5, 3.6))
+    colours = dict(zip(STAGE2, ["C0", "C1", "C2", "C3", "C4"]))
     for col, dataset in enumerate(datasets):
-        for row_i, metric in enumerate(("accuracy", "abs_spd")):
-            ax = axes[row_i][col]
+        for row_i, (metric, name) in enumerate((("accuracy", "accuracy"), ("abs_spd", "|SPD|"))):
+            ax = axes[row_i * len(datasets) + col]
             for label in STAGE2:
                 for rho, style in ((0.0, "--"), (100.0, "-")):
-                    pts = sorted((r for r in rows if r["dataset"] == dataset and r["stage2"] == label
-                                  and r["rho"] == rho), key=lambda r: r["epsilon"] or math.inf)
+                    pts = [r for r in rows if r["dataset"] == dataset and r["stage2"] == label and r["rho"] == rho]
                     if not pts:
                         continue
                     if label == "none":  # no DP: a horizontal reference line
-                        ax.axhline(pts[0][metric], color=colours[label], ls=style, lw=1,
-                                   label=f"{label}, ρ={rho:g}")
+                        ax.axhline(pts[0][metric], color=colours[label], ls=style, lw=1, label=f"{label}, ρ={rho:g}")
                         continue
-                    xs = [r["epsilon"] for r in pts]
-                    ys = [r[metric] for r in pts]
-                    ax.plot(xs, ys, style, marker="o", color=colours[label], label=f"{label}, ρ={rho:g}")
-                    bad = [(x, y) for x, y, r in zip(xs, ys, pts) if r["constant_runs"]]
-                    if bad:
-                        ax.scatter(*zip(*bad), marker="x", s=90, color="black", zorder=5)
+                    report.draw(ax, pts, "epsilon", metric, label=f"{label}, ρ={rho:g}", color=colours[label],
+                                ls=style)
             ax.set_xscale("log")
             ax.set_xlim(0.4, 10)
             ax.set_xticks(list(EPSILONS), [f"{e:g}" for e in EPSILONS])
             ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("ε (δ = 1e-5)")
-            ax.set_ylabel("accuracy" if metric == "accuracy" else "abs SPD")
-            if metric == "abs_spd":
-                ax.set_ylim(bottom=0)
-            else:
+            ax.set_ylabel(name)
+            if metric == "accuracy":
                 ax.axhline(next(r["majority_rate"] for r in rows if r["dataset"] == dataset),
-                           color="grey", lw=0.8, ls=":", label="majority class")
-            ax.set_title(f"{dataset}: {'accuracy' if metric == 'accuracy' else 'abs SPD'} (× = constant model)")
-    legend: dict[str, Any] = {}
-    for ax in axes.ravel():  # every label once, from whichever panel has it
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
-    fig.legend(legend.values(), legend.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+                           color="grey", lw=0.8, ls=":", label=report.MAJORITY)
+            ax.set_title(f"{dataset}: {name}")
+            ax.grid(alpha=0.3)
+    return report.save(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     failed = [r for r in records if "error" in r]
     rows = summarize([r for r in records if "error" not in r])
-    write_csv(args.out / "frontier.csv", rows)
+    report.write_csv(args.out / "frontier.csv", rows)
     (args.out / "frontier.md").write_text(markdown(rows) + "\n")
     figure(rows, args.out / "frontier.png")
     log(f"{len(todo)} runs in {time.perf_counter() - t0:.0f} s; wrote {args.out}/frontier.{{csv,md,png}}")

@@ -15,20 +15,20 @@ Each sampler's ``leak`` is the expected accuracy, mean max(p, 1 − p), of a fre
 (logistic, fitted on the real training rows) on the synthetic rows: how much sex the samples give away.
 
     python scripts/reproduce_fadm.py [--seeds 0] [--samples 10000] [--jobs 2] [--out results/fadm-adult]
-                                     [--set iterations=3000 ...] [--quick] [--aggregate-only]
+                                     [--set iterations=3000 ...] [--domains Black ...] [--quick]
+                                     [--aggregate-only]
 
-Writes ``fadm_adult.json`` (every fold), ``fadm_adult.csv``, ``fadm_adult.md`` (ours next to the
-paper's Table 1) and ``fadm_adult.png``; progress on stderr; the last stdout line is JSON with the
+Writes ``fadm_adult.json`` (every fold), ``fadm_adult.csv`` (mean ± std over seeds and n per method
+and domain, ``fedfair.report``), ``fadm_adult.md`` (ours next to the paper's Table 1) and
+``fadm_adult.png``; progress on stderr; the last stdout line is JSON with the
 output paths and the wall time. ``--quick``: a smoke test (few iterations, rows and steps).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import multiprocessing
-import statistics
 import sys
 import time
 from dataclasses import asdict, fields
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from fedfair import fadm, metrics, model
+from fedfair import fadm, metrics, model, report
 from fedfair.config import compose_config
 from fedfair.data import load_dataset
 from fedfair.env import set_offline_defaults
@@ -102,74 +102,47 @@ def fold(job: tuple[str, int, dict[str, Any], int, str | None]) -> list[dict[str
     return rows
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float | None]]]:
-    """method → domain (and "Avg") → mean of each score over seeds; Avg averages the domains."""
-    out: dict[str, dict[str, dict[str, float | None]]] = {}
-    keys = ("acc", "r_dp", "r_eop", "abs_spd", "leak")
-    for method in dict.fromkeys(r["method"] for r in rows):
-        per = {}
-        for domain in DOMAINS.values():
-            rs = [r for r in rows if r["method"] == method and r["domain"] == domain]
-            if rs:
-                per[domain] = {k: _mean([r[k] for r in rs]) for k in keys}
-        per["Avg"] = {k: _mean([d[k] for d in per.values()]) for k in keys}
-        out[method] = per
+KEYS = ("acc", "r_dp", "r_eop", "abs_spd", "leak")
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (method, domain): mean ± std over seeds (``fedfair.report``); then per method an
+    "Avg" row, the mean over the domains of their means (Table 1's Avg; its std is the spread over
+    the domains)."""
+    per_domain = report.aggregate(rows, ("method", "domain"), KEYS)
+    avg = report.aggregate(per_domain, ("method",), KEYS)
+    out = []
+    for a in avg:
+        out += [r for r in per_domain if r["method"] == a["method"]]
+        out.append({"method": a["method"], "domain": "Avg", **{k: v for k, v in a.items() if k != "method"}})
     return out
 
 
-def _mean(values: list[float | None]) -> float | None:
-    vals = [v for v in values if v is not None]
-    return statistics.fmean(vals) if vals else None
+def _cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "n/a"
+    return " / ".join(report.fmt(row[k], digits=2, scale=s) for k, s in (("acc", 100), ("r_dp", 1), ("r_eop", 1)))
 
 
-def _cell(scores_: dict[str, float | None]) -> str:
-    def f(v: float | None, fmt: str) -> str:
-        return "n/a" if v is None else format(v, fmt)
-
-    acc = None if scores_["acc"] is None else 100 * scores_["acc"]
-    return f"{f(acc, '.2f')} / {f(scores_['r_dp'], '.2f')} / {f(scores_['r_eop'], '.2f')}"
-
-
-def markdown(summary: dict[str, Any], settings: dict[str, Any], wall_s: float, seeds: list[int]) -> str:
+def markdown(summary: list[dict[str, Any]], settings: dict[str, Any], wall_s: float, seeds: list[int]) -> str:
     cols = [*DOMAINS.values(), "Avg"]
-    lines = [
+    by = {(r["method"], r["domain"]): r for r in summary}
+    body = [[f"{method} (ours)", *(_cell(by.get((method, c))) for c in cols), report.fmt(by[(method, "Avg")]["leak"], digits=3)]
+            for method in dict.fromkeys(r["method"] for r in summary)]
+    body += [[f"{method} (paper)", *(f"{a:.2f} / {b:.2f} / {c:.2f}" for a, b, c in (per[c] for c in cols)), ""]
+             for method, per in PAPER.items()]
+    return "\n".join([
         "## FADM on Adult, leave one race domain out (ACC % / R_DP / R_EOp)", "",
-        "| method | " + " | ".join(cols) + " | leak |", "|---|" + "---|" * (len(cols) + 1),
-    ]
-    for method, per in summary.items():
-        leak = per["Avg"]["leak"]
-        lines.append(f"| {method} (ours) | " + " | ".join(_cell(per[c]) if c in per else "n/a" for c in cols)
-                     + f" | {'n/a' if leak is None else f'{leak:.3f}'} |")
-    for method, per in PAPER.items():
-        lines.append(f"| {method} (paper) | " + " | ".join(f"{a:.2f} / {b:.2f} / {c:.2f}" for a, b, c in
-                                                       (per[c] for c in cols)) + " | |")
-    lines += ["", f"Seeds {' '.join(map(str, seeds))} (mean over seeds); wall time {wall_s:.0f} s on this machine.",
-              "leak: a fresh sex classifier's expected accuracy on the synthetic rows (lower = less sex information).",
-              f"Settings: {json.dumps(settings, sort_keys=True)}"]
-    return "\n".join(lines) + "\n"
+        report.table(["method", *cols, "leak"], body), "",
+        f"Seeds {' '.join(map(str, seeds))} (mean over seeds; fadm_adult.csv has the std and n); wall time "
+        f"{wall_s:.0f} s on this machine.",
+        "leak: a fresh sex classifier's expected accuracy on the synthetic rows (lower = less sex information).",
+        f"Settings: {json.dumps(settings, sort_keys=True)}"]) + "\n"
 
 
-def plot(summary: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = [*DOMAINS.values(), "Avg"]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    width = 0.8 / len(summary)
-    for ax, key, name in zip(axes, ("acc", "r_dp", "r_eop"), ("ACC", "R_DP", "R_EOp")):
-        for i, (method, per) in enumerate(summary.items()):
-            vals = [per.get(c, {}).get(key) or 0.0 for c in cols]
-            ax.bar(np.arange(len(cols)) + i * width, vals, width, label=method)
-        ax.set_xticks(np.arange(len(cols)) + 0.4 - width / 2, cols, fontsize=8)
-        ax.set_title(name)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle("FADM on Adult, leave one race domain out (logistic downstream model)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def plot(summary: list[dict[str, Any]], path: Path) -> Path:
+    return report.bar_plot(summary, path, "domain", "method", (("acc", "ACC"), ("r_dp", "R_DP"), ("r_eop", "R_EOp")),
+                           "FADM on Adult, leave one race domain out (logistic downstream model)")
 
 
 def main() -> int:
@@ -190,6 +163,8 @@ def run() -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="stage1 (FADM) settings over conf/stage1/fadm.yaml, e.g. iterations=3000")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--domains", nargs="+", choices=list(DOMAINS), default=list(DOMAINS),
+                        help="the held-out domains (default: all five)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--aggregate-only", action="store_true")
     args = parser.parse_args()
@@ -208,8 +183,9 @@ def run() -> int:
     if args.aggregate_only:
         saved = json.loads(result_path.read_text())
         rows, settings, wall_s = saved["rows"], saved["settings"], saved["wall_s"]
+        args.seeds = saved.get("seeds", args.seeds)
     else:
-        jobs = [(d, seed, section, args.samples, args.data_dir) for seed in args.seeds for d in DOMAINS]
+        jobs = [(d, seed, section, args.samples, args.data_dir) for seed in args.seeds for d in args.domains]
         log(f"{len(jobs)} folds on {args.jobs} processes")
         with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
             rows = [r for part in pool.map(fold, jobs) for r in part]
@@ -218,12 +194,7 @@ def run() -> int:
         write_json(result_path, {"rows": rows, "settings": settings, "wall_s": wall_s, "seeds": args.seeds,
                                  "paper": PAPER, "config": asdict(fadm.FADMConfig(**section))})
     summary = summarize(rows)
-    with open(args.out / "fadm_adult.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["method", "domain", "acc", "r_dp", "r_eop", "abs_spd", "leak"])
-        writer.writeheader()
-        for method, per in summary.items():
-            for domain, s in per.items():
-                writer.writerow({"method": method, "domain": domain, **s})
+    report.write_csv(args.out / "fadm_adult.csv", summary)
     (args.out / "fadm_adult.md").write_text(markdown(summary, settings, wall_s, args.seeds))
     plot(summary, args.out / "fadm_adult.png")
     print(json.dumps({"json": str(result_path), "md": str(args.out / "fadm_adult.md"),

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from dataclasses import asdict, fields, replace
@@ -41,7 +40,7 @@ import numpy as np
 import torch
 
 from fedfair import fairdistill as fd
-from fedfair import metrics, model
+from fedfair import metrics, model, report
 from fedfair.config import compose_config
 from fedfair.data import load_dataset
 from fedfair.env import set_offline_defaults
@@ -128,84 +127,59 @@ def repeat(sensitive: str, rep: int, cfg: fd.FairDistillConfig, data_dir: str | 
     return rows
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
-    """sensitive → classifier → method → key → (mean, std) over repeats."""
-    out: dict[str, Any] = {}
-    for r in rows:
-        out.setdefault(r["sensitive"], {}).setdefault(r["classifier"], {}).setdefault(r["method"], []).append(r)
-    for per_clf in out.values():
-        for per_method in per_clf.values():
-            for method, rs in per_method.items():
-                per_method[method] = {k: _stats([r[k] for r in rs]) for k in KEYS}
-    return out
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (sensitive, classifier, method): mean ± std over repeats (``fedfair.report``), and
+    the accuracy gain over the majority-class rate (``gain``)."""
+    rows = [{**r, "gain": r["acc"] - r["majority"]} for r in rows]
+    return report.aggregate(rows, ("sensitive", "classifier", "method"), (*KEYS, "gain"))
 
 
-def _stats(values: list[float | None]) -> tuple[float, float] | None:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return None
-    return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
+def _f(row: dict[str, Any], key: str, digits: int = 2) -> str:
+    return "–" if row.get(key) is None else report.fmt(row[key], row.get(f"{key}_std"), digits)
 
 
-def _f(v: tuple[float, float] | None, digits: int = 2) -> str:
-    return "–" if v is None else f"{v[0]:.{digits}f}±{v[1]:.{digits}f}"
+def _paper(method: str, sensitive: str) -> str:
+    values = PAPER.get(method, {}).get(sensitive)
+    return "" if values is None else " / ".join("–" if v is None else f"{v:g}" for v in values)
 
 
-def markdown(summary: dict[str, Any], settings: dict[str, Any], repeats: int, wall_s: float) -> str:
+def markdown(summary: list[dict[str, Any]], settings: dict[str, Any], repeats: int, wall_s: float) -> str:
     lines = []
-    for sensitive, per_clf in summary.items():
+    header = ["method", "ACC (RF)", "majority", "sel. rate", "DPR", "EOR", "Recall", "F1", "ACC (logistic)", "DPR",
+              "EOR", "Density", "Coverage", "s per fit", "paper DPR / EOR / ACC / Rec / F1 / Dens / Cov"]
+    for sensitive in dict.fromkeys(r["sensitive"] for r in summary):
+        rf = [r for r in summary if r["sensitive"] == sensitive and r["classifier"] == "rf"]
+        lg = {r["method"]: r for r in summary if r["sensitive"] == sensitive and r["classifier"] == "logistic"}
+        body = [[m["method"], *(_f(m, k) for k in ("acc", "majority", "selection", "dpr", "eor", "recall", "f1")),
+                 *(_f(lg[m["method"]], k) for k in ("acc", "dpr", "eor")), _f(m, "density"), _f(m, "coverage"),
+                 "–" if not m["seconds"] else f"{m['seconds']:.0f}", _paper(m["method"], sensitive)] for m in rf]
+        body += [[f"{method} (paper only)", *[""] * 13, _paper(method, sensitive)]
+                 for method in PAPER if method not in {m["method"] for m in rf}]
         lines += [f"### s = {sensitive}: ours (random forest | logistic) and the paper's Table 1", "",
-                  "| method | ACC (RF) | majority | sel. rate | DPR | EOR | Recall | F1 | ACC (logistic) | DPR | EOR "
-                  "| Density | Coverage | s per fit | paper DPR / EOR / ACC / Rec / F1 / Dens / Cov |",
-                  "|---|" + "---|" * 14]
-        rf, lg = per_clf["rf"], per_clf["logistic"]
-        for method, m in rf.items():
-            paper = PAPER.get(method, {}).get(sensitive)
-            cell = "" if paper is None else " / ".join("–" if v is None else f"{v:g}" for v in paper)
-            seconds = m["seconds"]
-            lines.append(
-                f"| {method} | {_f(m['acc'])} | {_f(m['majority'])} | {_f(m['selection'])} | {_f(m['dpr'])} "
-                f"| {_f(m['eor'])} | {_f(m['recall'])} | {_f(m['f1'])} | {_f(lg[method]['acc'])} "
-                f"| {_f(lg[method]['dpr'])} | {_f(lg[method]['eor'])} | {_f(m['density'])} | {_f(m['coverage'])} "
-                f"| {'–' if not seconds or not seconds[0] else f'{seconds[0]:.0f}'} | {cell} |")
-        paper_only = [k for k in PAPER if k not in rf]
-        for method in paper_only:
-            cell = " / ".join("–" if v is None else f"{v:g}" for v in PAPER[method][sensitive])
-            lines.append(f"| {method} (paper only) |" + " |" * 13 + f" {cell} |")
-        lines.append("")
+                  report.table(header, body), ""]
     lines += [f"{repeats} repeats (mean ± std); wall time {wall_s:.0f} s. Positive class: income > 50K.",
               f"Settings: {json.dumps(settings, sort_keys=True)}"]
     return "\n".join(lines) + "\n"
 
 
-def plot(summary: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sens = list(summary)
-    fig, axes = plt.subplots(1, len(sens), figsize=(6.5 * len(sens), 4.5), squeeze=False)
-    for ax, sensitive in zip(axes[0], sens):
-        rf = summary[sensitive]["rf"]
-        for method, m in rf.items():
-            x, y = m["dpr"][0], m["acc"][0] - m["majority"][0]
-            ax.errorbar(x, y, xerr=m["dpr"][1], yerr=m["acc"][1], fmt="o", capsize=3)
-            ax.annotate(method, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
-        for method in ("L1-KL", "MSE-KL", "Huber-KL", "MD-KL", "Original"):
-            p = PAPER[method][sensitive]
-            ax.plot(p[0], p[2] - 0.76, "x", color="grey")
-            ax.annotate(f"{method} (paper)", (p[0], p[2] - 0.76), fontsize=6, color="grey", xytext=(4, -9),
-                        textcoords="offset points")
+def plot(summary: list[dict[str, Any]], path: Path) -> Path:
+    """DPR against the accuracy gain over the majority rate: ours (random forest) and the paper's."""
+    sens = list(dict.fromkeys(r["sensitive"] for r in summary))
+    fig, axes = report.figure(len(sens), size=(6.0, 4.6))
+    for ax, sensitive in zip(axes, sens):
+        rf = [r for r in summary if r["sensitive"] == sensitive and r["classifier"] == "rf"]
+        report.draw(ax, rf, "dpr", "gain", label="ours (random forest), mean ± std", point_labels="method",
+                    line=False)
+        paper = [{"dpr": PAPER[m][sensitive][0], "gain": PAPER[m][sensitive][2] - 0.76, "method": f"{m} (paper)"}
+                 for m in ("L1-KL", "MSE-KL", "Huber-KL", "MD-KL", "Original")]
+        report.draw(ax, paper, "dpr", "gain", label="paper's Table 1 (majority rate 0.76)", point_labels="method",
+                    marker="x", line=False, color="grey")
         ax.axhline(0.0, color="k", lw=0.6, ls=":")
         ax.set_xlabel("DPR (random forest, real test rows)")
         ax.set_ylabel("accuracy − majority rate")
         ax.set_title(f"Adult, s = {sensitive}")
         ax.grid(alpha=0.3)
-    fig.suptitle("Fair latent distillation on Adult (ours: dots; paper Table 1: grey x, majority rate 0.76)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return report.save(fig, path, "Fair latent distillation on Adult")
 
 
 def main() -> int:

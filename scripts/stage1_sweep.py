@@ -3,7 +3,7 @@ stage 1 (cached on disk), the server's fit on the union (eq. 16) and the pooled 
 each client's own model θ(x̂_k) on the same pooled test rows ("own"), which separates what a client's
 set achieves from what survives the union.
 
-One JSON line per (setting, seed) is appended to ``--out``; ``--table`` prints mean (sd) per setting
+One JSON line per (setting, seed) is appended to ``--out``; ``--table`` prints mean ± std (n) per setting
 from that file. A setting is ``none`` (the real rows, no stage 1) or comma-separated stage-1 keys on
 top of ``conf/stage1/bilevel.yaml``:
 
@@ -21,6 +21,7 @@ and reports its train and test metrics.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -29,37 +30,34 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-
 from scipy.optimize import minimize
 
-from fedfair import bilevel, metrics, model, pipeline
+from fedfair import bilevel, metrics, model, pipeline, report
+from fedfair.config import compose_config
 from fedfair.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
 REPORT = ("accuracy", "abs_spd", "abs_eod", "spd", "eod", "selection_rate", "sel_rate_s0", "sel_rate_s1")
 
 
+def stage1_overrides(setting: str) -> list[str]:
+    """The stage-1 overrides of one setting string: ``none`` (no stage 1) or ``k=v,k=v`` over
+    ``conf/stage1/bilevel.yaml``."""
+    return ["stage1=none"] if setting == "none" else [f"stage1.{item}" for item in setting.split(",")]
+
+
+@functools.lru_cache(maxsize=None)
 def stage1_section(setting: str) -> dict[str, Any]:
-    """The stage-1 config section of one setting string (values parsed as YAML scalars)."""
-    if setting == "none":
-        return {"name": "none"}
-    section = yaml.safe_load((ROOT / "conf" / "stage1" / "bilevel.yaml").read_text())
-    for item in setting.split(","):
-        key, value = item.split("=", 1)
-        section[key] = yaml.safe_load(value)
-    return section
+    """The composed stage-1 config section of one setting string."""
+    return compose_config(stage1_overrides(setting))["stage1"]
 
 
 def config(args: argparse.Namespace, setting: str, seed: int) -> dict[str, Any]:
-    partition: dict[str, Any] = {"method": args.partition, "test_frac": 0.2}
-    if args.partition == "dirichlet":
-        partition["alpha"] = args.alpha
-    return {
-        "dataset": {"name": args.dataset}, "partition": partition, "strategy": {"name": "oneshot"},
-        "stage1": stage1_section(setting), "stage2": {"name": "none"}, "num_clients": args.clients,
-        "seed": seed, "cache_dir": str(args.cache), "progress": False,
-    }
+    """The composed config of one run: ``conf/`` with this script's arguments as overrides."""
+    overrides = [f"dataset={args.dataset}", f"partition={args.partition}", "strategy=oneshot", "stage2=none",
+                 f"seed={seed}", f"cache_dir={args.cache}", "progress=false", *stage1_overrides(setting)]
+    overrides += [] if args.clients is None else [f"num_clients={args.clients}"]
+    overrides += [] if args.alpha is None else [f"partition.alpha={args.alpha}"]
+    return compose_config(overrides)
 
 
 def one_run(args: argparse.Namespace, setting: str, seed: int) -> dict[str, Any]:
@@ -77,13 +75,13 @@ def one_run(args: argparse.Namespace, setting: str, seed: int) -> dict[str, Any]
         info.append({"n": len(train), "s1_share": float(np.mean(train.s)), "stage1_s": round(up.stage1_s, 2),
                      "outside_box": float(np.mean((x < 0) | (x > 1)))})
     pooled = Table.concat(tests)
-    theta, _ = pipeline.server_fit(uploads, 1e-4)
+    theta, _ = pipeline.server_fit(uploads, float(exp.cfg["strategy"]["lam_theta"]))
     server = pipeline.evaluate(theta, pooled)
     row: dict[str, Any] = {"dataset": args.dataset, "partition": args.partition,
-                           "alpha": args.alpha if args.partition == "dirichlet" else None,
+                           "alpha": exp.cfg["partition"].get("alpha"),
                            "setting": setting, "seed": seed}
     row.update({k: metrics.compute(server)[k] for k in REPORT})
-    row["majority"] = float(max(np.mean(pooled.y == 1), np.mean(pooled.y == -1)))
+    row["majority"] = metrics.majority_rate(server)
     row["theta_norm"] = float(np.linalg.norm(theta))
     keys = ("accuracy", "abs_spd", "abs_eod", "selection_rate")
     own, thetas, sizes = [], [], []
@@ -141,29 +139,18 @@ def load(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def summary(path: Path) -> str:
-    """Mean (sd) over seeds per (dataset, partition, alpha, setting), in file order."""
-    rows = load([path])
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["partition"], r["alpha"], r["setting"]), []).append(r)
-    out = ["| dataset | partition | setting | seeds | acc | abs SPD | abs EOD | selection | majority | "
-           "own abs SPD | own abs EOD | stage-1 s/client |", "|" + "---|" * 12]
-    for (ds, part, alpha, setting), rs in groups.items():
-        def ms(vals: list[float], digits: int = 4) -> str:
-            vals = [v for v in vals if v is not None]
-            if not vals:
-                return "n/a"
-            sd = f" ({statistics.stdev(vals):.{digits}f})" if len(vals) > 1 else ""
-            return f"{statistics.fmean(vals):.{digits}f}{sd}"
-        own = lambda k: [statistics.fmean(o[k] for o in r["own"] if o[k] is not None) for r in rs if r["own"]]
-        secs = [c["stage1_s"] for r in rs for c in r["clients"]]
-        out.append(
-            f"| {ds} | {part}{'' if alpha is None else f' a={alpha}'} | {setting} | {len(rs)} | "
-            f"{ms([r['accuracy'] for r in rs])} | {ms([r['abs_spd'] for r in rs])} | {ms([r['abs_eod'] for r in rs])} | "
-            f"{ms([r['selection_rate'] for r in rs], 3)} | {rs[0]['majority']:.3f} | {ms(own('abs_spd'))} | "
-            f"{ms(own('abs_eod'))} | {statistics.fmean(secs):.1f} |"
-        )
-    return "\n".join(out)
+    """Mean ± std over seeds per (dataset, partition, alpha, setting), in file order (``fedfair.report``)."""
+    rows = []
+    for r in load([path]):
+        own = {f"own_{k}": statistics.fmean(o[k] for o in r["own"] if o[k] is not None) if r["own"] else None
+               for k in ("abs_spd", "abs_eod")}
+        rows.append({**r, **own, "majority_rate": r["majority"],
+                     "stage1_s": statistics.fmean(c["stage1_s"] for c in r["clients"])})
+    keys = ("accuracy", "abs_spd", "abs_eod", "selection_rate", "majority_rate", "own_abs_spd", "own_abs_eod", "stage1_s")
+    summary = report.aggregate(rows, ("dataset", "partition", "alpha", "setting"), keys)
+    columns = (*report.METRIC_COLUMNS, report.Column("own abs SPD", "own_abs_spd"),
+               report.Column("own abs EOD", "own_abs_eod"), report.Column("stage-1 s/client", "stage1_s", 1))
+    return report.markdown(summary, ("dataset", "partition", "alpha", "setting"), columns)
 
 
 def series(setting: str) -> tuple[str, float | None]:
@@ -184,59 +171,36 @@ PLOTTED = ("none", "rho=0", "rho=100", "rho=1000", "penalty=sp_gap,gamma=10,prox
 
 
 def plot(inputs: list[Path], out: Path) -> None:
-    """Accuracy against |SPD| (top) and |EOD| (bottom) per dataset: mean ± sd over seeds, one line
+    """Accuracy against |SPD| (top) and |EOD| (bottom) per dataset: mean ± std over seeds, one line
     per penalty swept over its weight, each point labelled with the weight (the settings ``PLOTTED``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in load(inputs) if r["partition"] == "iid" and r["setting"] in PLOTTED]
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    names = list(dict.fromkeys(series(r["setting"])[0] for r in rows))
-    style = dict(zip(names, ["*", "o", "P", "s", "D", "^", "v", "X"]))
-    fig, axes = plt.subplots(2, len(datasets), figsize=(4.6 * len(datasets), 7.2), squeeze=False)
+    rows = [{**r, "series": series(r["setting"])[0], "weight": series(r["setting"])[1]}
+            for r in load(inputs) if r["partition"] == "iid" and r["setting"] in PLOTTED]
+    summary = report.aggregate(rows, ("dataset", "series", "weight"), ("accuracy", "abs_spd", "abs_eod"))
+    datasets = list(dict.fromkeys(r["dataset"] for r in summary))
+    names = list(dict.fromkeys(r["series"] for r in summary))
+    markers = dict(zip(names, ["*", "o", "P", "s", "D", "^", "v", "X"]))
+    fig, axes = report.figure(2 * len(datasets), rows=2, size=(4.6, 3.6))
     for col, ds in enumerate(datasets):
-        for row_i, (key, label) in enumerate((("abs_spd", "|SPD|"), ("abs_eod", "|EOD|"))):
-            ax = axes[row_i][col]
+        for row_i, (key, label) in enumerate(report.FAIRNESS.items()):
+            ax = axes[row_i * len(datasets) + col]
             for name in names:
-                groups: dict[float | None, list[dict[str, Any]]] = {}
-                for r in rows:
-                    if r["dataset"] == ds and series(r["setting"])[0] == name:
-                        groups.setdefault(series(r["setting"])[1], []).append(r)
-                if not groups:
-                    continue
-                pts = sorted(groups.items(), key=lambda kv: -1.0 if kv[0] is None else kv[0])
-                xs = [statistics.fmean(r[key] for r in rs) for _, rs in pts]
-                ys = [statistics.fmean(r["accuracy"] for r in rs) for _, rs in pts]
-                sd = lambda vals: statistics.stdev(vals) if len(vals) > 1 else 0.0
-                ax.errorbar(xs, ys, xerr=[sd([r[key] for r in rs]) for _, rs in pts],
-                            yerr=[sd([r["accuracy"] for r in rs]) for _, rs in pts], marker=style[name],
-                            linestyle="-" if len(pts) > 1 else "none", capsize=2, label=name, markersize=6,
-                            elinewidth=0.8, alpha=0.85)
-                for (value, _), x, y in zip(pts, xs, ys):
-                    if value is not None:
-                        ax.annotate(f"{value:g}", (x, y), fontsize=7, xytext=(4, -9), textcoords="offset points")
-            ax.set_xlim(left=0)
+                pts = sorted((r for r in summary if r["dataset"] == ds and r["series"] == name),
+                             key=lambda r: -1.0 if r["weight"] is None else r["weight"])
+                report.draw(ax, pts, key, "accuracy", label=name, point_labels="weight", marker=markers[name],
+                            alpha=0.85)
             ax.set_xlabel(f"{label} (pooled test)")
             ax.set_ylabel("accuracy")
             ax.set_title(f"{ds}: accuracy vs {label}", fontsize=10)
             ax.grid(alpha=0.3)
-    legend = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels())}
-    handles, labels = list(legend.values()), list(legend)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=9, frameon=False)
-    fig.suptitle("Stage 1, 2 IID clients, stage2=none: mean ± sd over seeds 0-2 (labels: ρ or γ)")
-    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    report.save(fig, out, "Stage 1, 2 IID clients, stage2=none: mean ± std over seeds (labels: ρ or γ)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="adult")
     parser.add_argument("--partition", default="iid", choices=["iid", "dirichlet"])
-    parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--alpha", type=float, default=None, help="Dirichlet alpha (default: conf/)")
+    parser.add_argument("--clients", type=int, default=None, help="number of clients (default: conf/)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--settings", nargs="+", default=["rho=0"])
     parser.add_argument("--out", type=Path, default=Path("/tmp/issue15/sweep.jsonl"))

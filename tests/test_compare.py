@@ -1,5 +1,5 @@
-"""scripts/compare.py's aggregation (``--aggregate-only``): mean ± std over seeds per method and swept
-value, the markdown table, the Pareto plot, and ``--methods`` choosing a subset."""
+"""scripts/compare.py's aggregation (``--aggregate-only``) through fedfair.report: mean ± std over seeds
+per method and swept value, the markdown table, the Pareto plot, and ``--methods`` choosing a subset."""
 
 from __future__ import annotations
 
@@ -11,23 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from fakeruns import fake_results, write_run
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "compare.py"
 
 
 def _result(path: Path, seed: int, accuracy: float, abs_eod: float, beta: float | None = None,
             selection: float = 0.5) -> None:
-    path.mkdir(parents=True)
-    res = {
-        "seed": seed,
-        "config": {"stage1": {"rho": 1000.0}, "strategy": {"beta": beta} if beta is not None else {}},
-        "metrics": {"accuracy": accuracy, "abs_spd": 0.1, "abs_eod": abs_eod, "dpr": 0.8, "eor": None,
-                    "selection_rate": selection},
-        "sanity": {"constant_model": not 0.015 < selection < 0.985},
-        "communication": {"rounds": 20, "bytes_up": 1000 + seed, "bytes_down": 5000},
-        "timings": {"total_s": 10.0 + seed},
-    }
-    (path / "results.json").write_text(json.dumps(res))
+    config = {"stage1": {"rho": 1000.0}, "strategy": {"beta": beta} if beta is not None else {}}
+    write_run(path, fake_results(seed, accuracy, abs_eod=abs_eod, selection=selection, config=config))
 
 
 @pytest.fixture
@@ -39,8 +32,8 @@ def out(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _aggregate(out: Path, *methods: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(SCRIPT), "--aggregate-only", "--out", str(out), "--seeds", "0", "1",
+def _aggregate(out: Path, *methods: str, seeds: tuple[str, ...] = ("0", "1")) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(SCRIPT), "--aggregate-only", "--out", str(out), "--seeds", *seeds,
            "--methods", *methods]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
 
@@ -51,15 +44,24 @@ def test_aggregation_gives_mean_and_std_per_method_and_value(out):
     rows = {(r["method"], r["value"]): r for r in csv.DictReader(open(out / "comparison.csv"))}
     assert set(rows) == {("FedAvg", ""), ("FairFed", "0.5"), ("FairFed", "1.0")}
     fedavg = rows[("FedAvg", "")]
-    assert float(fedavg["accuracy"]) == pytest.approx(0.82)
+    assert fedavg["n"] == "2" and float(fedavg["accuracy"]) == pytest.approx(0.82)
     assert float(fedavg["accuracy_std"]) == pytest.approx(0.0282843, rel=1e-5)  # sample std of .80, .84
     assert float(fedavg["abs_eod"]) == pytest.approx(0.08) and fedavg["eor"] == ""  # undefined stays empty
+    assert float(fedavg["majority_rate"]) == 0.75
     assert float(rows[("FairFed", "1.0")]["abs_eod"]) == pytest.approx(0.03)
     assert float(fedavg["bytes_up"]) == pytest.approx(1000.5)
     md = (out / "comparison.md").read_text()
-    assert "| FedAvg |  | 0.8200 ± 0.0283 |" in md and "| FairFed | beta=1.0 |" in md
+    assert "| FedAvg |  | 2 | 0.8200 ± 0.0283 | 0.7500 ± 0.0000 | 0.500 ± 0.000 |" in md
+    assert "| FairFed | beta=1 | 2 |" in md
     assert (out / "pareto.png").stat().st_size > 10_000
     assert json.loads(proc.stdout.strip().splitlines()[-1])["md"] == str(out / "comparison.md")
+
+
+def test_one_seed_shows_its_value_without_a_spread(out):
+    assert _aggregate(out, "FedAvg", seeds=("1",)).returncode == 0
+    (row,) = csv.DictReader(open(out / "comparison.csv"))
+    assert (row["n"], row["accuracy"], row["accuracy_std"]) == ("1", "0.84", "")
+    assert "| FedAvg |  | 1 | 0.8400 | 0.7500 | 0.500 |" in (out / "comparison.md").read_text()
 
 
 def test_methods_selects_a_subset_and_rejects_unknown_labels(out):
@@ -72,16 +74,14 @@ def test_methods_selects_a_subset_and_rejects_unknown_labels(out):
 def test_gap_penalty_rows_are_swept_over_gamma(tmp_path):
     for seed in (0, 1):
         for job, gamma in enumerate((10.0, 100.0)):
-            _result(tmp_path / "one-shot_sp_gap" / f"seed{seed}" / str(job), seed, 0.83 + seed / 100, 0.2)
-            res_path = tmp_path / "one-shot_sp_gap" / f"seed{seed}" / str(job) / "results.json"
-            res = json.loads(res_path.read_text())
-            res["config"]["stage1"] = {"penalty": "sp_gap", "rho": 1000.0, "gamma": gamma}
-            res_path.write_text(json.dumps(res))
+            config = {"stage1": {"penalty": "sp_gap", "rho": 1000.0, "gamma": gamma}, "strategy": {}}
+            write_run(tmp_path / "one-shot_sp_gap" / f"seed{seed}" / str(job),
+                      fake_results(seed, 0.83 + seed / 100, abs_eod=0.2, config=config))
     assert _aggregate(tmp_path, "one-shot, sp_gap").returncode == 0
     rows = list(csv.DictReader(open(tmp_path / "comparison.csv")))
     assert [(r["param"], r["value"]) for r in rows] == [("gamma", "10.0"), ("gamma", "100.0")]
     assert float(rows[0]["accuracy"]) == pytest.approx(0.835)
-    assert "| one-shot, sp_gap | gamma=100.0 |" in (tmp_path / "comparison.md").read_text()
+    assert "| one-shot, sp_gap | gamma=100 |" in (tmp_path / "comparison.md").read_text()
 
 
 def test_a_constant_model_is_marked_in_the_table(tmp_path):

@@ -41,7 +41,7 @@ def test_aggregate_only_writes_the_table_beside_the_paper(tmp_path):
     assert proc.returncode == 0, proc.stderr
     md = (tmp_path / "fairdistill_adult.md").read_text()
     assert "### s = sex" in md and "### s = race" in md
-    assert "| L1-KL | 0.81±0.01 | 0.75±0.00 |" in md  # mean ± std over the two repeats
+    assert "| L1-KL | 0.81 ± 0.01 | 0.75 ± 0.00 | 0.20 ± 0.00 |" in md  # mean ± std over the two repeats
     assert "0.99 / 0.99 / 0.76 / 0.99 / 0.89 / 1.06 / 0.94" in md  # the paper's L1-KL, sex
     assert "| FairDisCo (paper only) |" in md
     assert (tmp_path / "fairdistill_adult.png").stat().st_size > 10_000

@@ -13,8 +13,9 @@ import numpy as np
 from fedfair import metrics as m
 from fedfair.results import (
     CONSTANT_RATE, HISTORY_KEYS, SCHEMA_VERSION, ClientEvaluation, Communication, Report, Round, TrainingInfo,
-    UploadInfo, build, flat_row, plot_history, sanity, summary_table, write_json,
+    UploadInfo, build, plot_history, sanity, summary_table, write_json,
 )
+from fedfair.report import flat_row
 
 
 def results(selection: float, single: list[int]) -> dict[str, Any]:
