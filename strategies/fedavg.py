@@ -79,16 +79,19 @@ class FedAvg(MeteredFedAvg):
         self.communication.secure_sums += 1
         self.communication.secure_seconds += result.seconds
         asked = {msg.metadata.message_id: msg.metadata.dst_node_id for msg in result.sent if msg.metadata.message_id}
+        reasons = []
         for msg in result.replies:
             if msg.has_error():
                 node = asked.get(msg.metadata.reply_to_message_id, msg.metadata.src_node_id)
                 pid, reason = failure(msg)
+                reasons.append(reason)
                 self._fail(node, self.node_partition.get(node, pid), reason, phase)
         for node in set(nodes) - set(result.included) - set(self.failed_nodes):
             self._fail(node, self.node_partition.get(node), "dropped out of the secure aggregation", phase)
         if result.total is None:
+            first = f"; first error: {reasons[0]}" if reasons else ""
             raise FedFairError(f"{phase}: too few clients left to unmask the sum (each needs "
-                               f"{result.threshold} of its neighbours; see the log for their errors)")
+                               f"{result.threshold} of its neighbours){first}")
         if len(result.included) < self.min_clients:
             raise FedFairError(f"{phase}: only {len(result.included)} of {self.num_clients} clients answered "
                                f"(min_clients={self.min_clients}); see the log for their errors")

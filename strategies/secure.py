@@ -70,14 +70,12 @@ class _Recorder:
 
     def __init__(self, grid: Grid) -> None:
         self.grid = grid
-        self.sent: list[Message] = []
-        self.replies: list[Message] = []
+        self.calls: list[tuple[list[Message], list[Message]]] = []  # (sent, received) of each exchange
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> list[Message]:
         messages = list(messages)
-        self.sent += messages
         replies = list(self.grid.send_and_receive(messages, timeout=timeout))
-        self.replies += replies
+        self.calls.append((messages, replies))
         return replies
 
 
@@ -100,26 +98,37 @@ def secure_sum(
 ) -> SecureSum:
     """Run one SecAgg+ round: node → (its config, the θ it needs, if any); each node's train handler
     answers with its vector, clipped to [−clip, clip]."""
-    quantize.check_clients(len(requests))
-    count, threshold = shares(len(requests))
-    empty = Parameters(tensors=[], tensor_type="numpy.ndarray")
-    strategy = _Sum({
-        node: FitIns(empty if theta is None else ndarrays_to_parameters([theta]), dict(record))
-        for node, (record, theta) in requests.items()
-    })
-    workflow = SecAggPlusWorkflow(
-        num_shares=1.0 if count == len(requests) else count,  # 1.0: every node
-        reconstruction_threshold=threshold,
-        max_weight=1.0,  # each client's weight is 1: the aggregate is the mean
-        clipping_range=float(clip),
-        quantization_range=quantize.LEVELS,
-        modulus_range=quantize.MODULUS,
-        timeout=timeout,
-    )
-    state = RecordDict({"config": ConfigRecord({"current_round": server_round}), "parameters": ArrayRecord()})
-    context = LegacyContext(Context(0, 0, {}, state, {}), strategy=strategy)  # type: ignore[arg-type]
     recorder = _Recorder(grid)
     t0 = time.perf_counter()
-    workflow(recorder, context)  # type: ignore[arg-type]
-    return SecureSum(strategy.total, strategy.included, recorder.sent, recorder.replies,
-                     time.perf_counter() - t0, threshold)
+    while True:
+        quantize.check_clients(len(requests))
+        count, threshold = shares(len(requests))
+        empty = Parameters(tensors=[], tensor_type="numpy.ndarray")
+        strategy = _Sum({
+            node: FitIns(empty if theta is None else ndarrays_to_parameters([theta]), dict(record))
+            for node, (record, theta) in requests.items()
+        })
+        workflow = SecAggPlusWorkflow(
+            num_shares=1.0 if count == len(requests) else count,  # 1.0: every node
+            reconstruction_threshold=threshold,
+            max_weight=1.0,  # each client's weight is 1: the aggregate is the mean
+            clipping_range=float(clip),
+            quantization_range=quantize.LEVELS,
+            modulus_range=quantize.MODULUS,
+            timeout=timeout,
+        )
+        state = RecordDict({"config": ConfigRecord({"current_round": server_round}), "parameters": ArrayRecord()})
+        context = LegacyContext(Context(0, 0, {}, state, {}), strategy=strategy)  # type: ignore[arg-type]
+        first = len(recorder.calls)
+        workflow(recorder, context)  # type: ignore[arg-type]
+        # Flower 1.41 cannot unmask a sum when a node failed before sharing its keys (its neighbours
+        # hold no share of it): then the sum starts again without the nodes that failed the setup.
+        setup, replies = recorder.calls[first]
+        lost = set(requests) - {r.metadata.src_node_id for r in replies if not r.has_error()}
+        if strategy.total is not None or not lost or len(requests) - len(lost) < 2:
+            break
+        log.warning("secure sum: %d node(s) failed the setup stage; starting again without them", len(lost))
+        requests = {node: request for node, request in requests.items() if node not in lost}
+    sent = [msg for out, _ in recorder.calls for msg in out]
+    received = [msg for _, back in recorder.calls for msg in back]
+    return SecureSum(strategy.total, strategy.included, sent, received, time.perf_counter() - t0, threshold)
