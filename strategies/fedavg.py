@@ -31,7 +31,7 @@ from fedfair.pipeline import Experiment
 from fedfair.results import Report, TrainingInfo
 from fedfair.strategy_kinds import KINDS
 from strategies import secure
-from strategies.base import CONFIG_KEY, MeteredFedAvg, failure, partition_id, payload_bytes, config_bytes
+from strategies.base import CONFIG_KEY, MeteredFedAvg, config_bytes, failure, partition_id, payload_bytes
 from strategies.registry import register
 
 log = logging.getLogger("flwr")  # streamed with Flower's own log lines in every run mode
