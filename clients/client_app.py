@@ -19,6 +19,14 @@ node keeps in its ``context.state`` for the rest of the run; every message names
 - query ``fairfed_stats`` (FairFed, each round): accuracy, local metric F_k and share m_k of the
   received θ on the training split (``fedfair.fairfed.local_stats``).
 - evaluate: the confusion counts (and covariance sums) of θ on the local test split.
+- train with ``strategy.secure_aggregation=true`` (FedAvg, FairFed, docs/SECAGG.md): the SecAgg+
+  stages of ``strategies/secure.py``, through Flower's ``secaggplus_mod`` (:func:`secure_mod`); at the
+  collect stage the handler answers with one vector (:func:`secure_vector`), masked by the mod, so the
+  server only learns its sum over clients: ``sizes`` (group counts, n_k), ``fairfed_stats`` (m_k,
+  the weight share p_k, correct predictions, n_k), ``fairfed_gap`` (Δ_k, computed here from the
+  broadcast F_global and Acc) and ``train`` (w_k·θ_k, w_k, the loss weighted by n_k/n, n_k/n, with
+  FairFed's w_k the client's own weight step from the broadcast mean Δ). The client keeps its FairFed
+  weight and statistics in ``context.state``.
 
 Every reply names its ``partition_id``.
 """
@@ -33,8 +41,13 @@ from collections.abc import Callable
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import ClientAppCallable
+from flwr.client.mod import secaggplus_mod
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+from flwr.compat.common import recorddict_compat as compat
 
-from fedfair import fairfed, pipeline
+from fedfair import fairfed, pipeline, quantize
 from fedfair.data import Dataset, data_dir
 from fedfair.errors import FedFairError
 from fedfair.table import Table
@@ -65,10 +78,14 @@ def one_line_errors(handler: Handler) -> Handler:
     return wrapped
 
 
+SECURE_CONFIG = "fitins.config"  # the config record of a SecAgg+ collect-stage message (legacy FitIns)
+
+
 def _run_config(msg: Message, context: Context) -> str:
     """The run config (JSON) the message names by its digest: carried by the node's first message,
     then kept in ``context.state``."""
-    record = msg.content["config"]
+    records = msg.content.config_records
+    record = records["config"] if "config" in records else records[SECURE_CONFIG]
     digest = str(record["fedfair-digest"])
     if "fedfair" in record:
         context.state["fedfair"] = ConfigRecord({"digest": digest, "config": str(record["fedfair"])})
@@ -129,12 +146,15 @@ def _augmented(exp: pipeline.Experiment, pid: int, context: Context) -> tuple[Ta
     return Table.concat([local_train, rows]), info
 
 
-def _local_update(exp: pipeline.Experiment, pid: int, msg: Message, context: Context) -> Message:
-    info: dict[str, float] = {}
+def _training_rows(exp: pipeline.Experiment, pid: int, context: Context) -> tuple[Table, dict[str, float]]:
+    """The rows local training uses: the training split, plus the generated rows for fedavg_<kind>."""
     if exp.augment is not None:
-        local_train, info = _augmented(exp, pid, context)
-    else:
-        local_train, _ = _tables(exp, pid)
+        return _augmented(exp, pid, context)
+    return _tables(exp, pid)[0], {}
+
+
+def _local_update(exp: pipeline.Experiment, pid: int, msg: Message, context: Context) -> Message:
+    local_train, info = _training_rows(exp, pid, context)
     server_round = int(msg.content["config"]["server-round"])
     result = pipeline.local_update(exp, local_train, _theta(msg, local_train), pid, server_round)
     content = RecordDict(
@@ -148,9 +168,101 @@ def _local_update(exp: pipeline.Experiment, pid: int, msg: Message, context: Con
     return Message(content, reply_to=msg)
 
 
-@app.train()
+def secure_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """Flower's ``secaggplus_mod`` for the messages of a SecAgg+ round, the handler alone for the
+    others; a failing handler's one-line error reply is returned as it is."""
+    if RECORD_KEY_CONFIGS not in msg.content.config_records:
+        return call_next(msg, context)
+    failed: list[Message] = []
+
+    def handler(inner: Message, ctx: Context) -> Message:
+        reply = call_next(inner, ctx)
+        if reply.has_error():
+            failed.append(reply)
+            raise RuntimeError(reply.error.reason)
+        return reply
+
+    try:
+        return secaggplus_mod(msg, context, handler)
+    except RuntimeError:
+        if failed:
+            return failed[0]
+        raise
+
+
+def _secure_sizes(exp: pipeline.Experiment, pid: int, context: Context, config: ConfigRecord, theta: np.ndarray | None
+                  ) -> tuple[list[float], list[int]]:
+    """Counts: the training split's rows by (s, y) and n_k, the rows local training uses."""
+    rows, _ = _training_rows(exp, pid, context)
+    return [], [*fairfed.group_counts(_tables(exp, pid)[0]).ravel().tolist(), len(rows)]
+
+
+def _secure_stats(exp: pipeline.Experiment, pid: int, context: Context, config: ConfigRecord, theta: np.ndarray | None
+                  ) -> tuple[list[float], list[int]]:
+    """FairFed: [m_k, p_k] and counts [correct predictions, n_k] of the global θ on the training
+    split; p_k, the client's weight share, starts at n_k/n and then is its last step times the
+    broadcast normaliser (``weight-scale``)."""
+    local_train, _ = _tables(exp, pid)
+    theta = np.zeros(len(local_train.feature_names) + 2) if theta is None else theta
+    groups = np.asarray(config["groups"], dtype=np.float64)
+    stats = fairfed.local_stats(theta, local_train, exp.fairfed_config().metric, groups)
+    if "weight-scale" in config:
+        weight = float(context.state["fairfed"]["stepped"]) * float(config["weight-scale"])
+    else:  # round 1
+        weight = stats.rows / float(config["rows"])
+    fairness = {} if stats.fairness is None else {"fairness": stats.fairness}
+    context.state["fairfed"] = ConfigRecord({"weight": weight, "accuracy": stats.accuracy, **fairness})
+    return [stats.share, weight], [round(stats.accuracy * stats.rows), stats.rows]
+
+
+def _secure_gap(exp: pipeline.Experiment, pid: int, context: Context, config: ConfigRecord, theta: np.ndarray | None
+                ) -> tuple[list[float], list[int]]:
+    """FairFed: [Δ_k], from the broadcast F_global and Acc."""
+    kept = context.state["fairfed"]
+    stats = fairfed.LocalStats(0, float(kept["accuracy"]), kept.get("fairness"), 0.0)
+    kept["gap"] = fairfed.gap(stats, float(config["fairness"]), float(config["accuracy"]))
+    return [kept["gap"]], []
+
+
+def _secure_train(exp: pipeline.Experiment, pid: int, context: Context, config: ConfigRecord, theta: np.ndarray | None
+                  ) -> tuple[list[float], list[int]]:
+    """[w_k·θ_k, w_k, (n_k/n)·loss_k, n_k/n] after local training: FedAvg's w_k = n_k/n; FairFed's
+    the client's own step from the broadcast mean Δ and total share (``fedfair.fairfed.step``)."""
+    local_train, _ = _training_rows(exp, pid, context)
+    start = np.zeros(len(local_train.feature_names) + 2) if theta is None else theta
+    result = pipeline.local_update(exp, local_train, start, pid, int(config["server-round"]))
+    size = len(local_train) / float(config["rows"])
+    weight = size
+    if "mean-gap" in config:
+        kept = context.state["fairfed"]
+        beta = exp.fairfed_config().beta
+        weight = float(fairfed.step(kept["weight"], kept["gap"], float(config["mean-gap"]), float(config["total"]), beta))
+        kept["stepped"] = weight
+    return [*(weight * result.theta), weight, size * result.loss, size], []
+
+
+SECURE_ACTIONS = {"sizes": _secure_sizes, "fairfed_stats": _secure_stats, "fairfed_gap": _secure_gap,
+                  "train": _secure_train}
+
+
+def secure_vector(msg: Message, context: Context) -> Message:
+    """The collect stage of a SecAgg+ round: this client's vector (``fedfair.quantize.encode``), as
+    the legacy FitRes of weight 1 the mod masks; only the sum over clients reaches the server."""
+    exp, pid = _experiment(msg, context)
+    config = msg.content[SECURE_CONFIG]
+    arrays = parameters_to_ndarrays(compat.arrayrecord_to_parameters(msg.content["fitins.parameters"], True))
+    action = str(config["secure-action"])
+    values, counts = SECURE_ACTIONS[action](exp, pid, context, config, arrays[0] if arrays else None)
+    vector = quantize.encode(np.asarray(values), np.asarray(counts), exp.secure_config().secure_clip, f"secure {action}")
+    fitres = FitRes(Status(Code.OK, ""), ndarrays_to_parameters([vector]), 1, {})
+    return Message(compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=msg)
+
+
+@app.train(mods=[secure_mod])
 @one_line_errors
 def train(msg: Message, context: Context) -> Message:
+    if SECURE_CONFIG in msg.content.config_records:
+        return secure_vector(msg, context)
     exp, pid = _experiment(msg, context)
     if not exp.kind.upload:
         return _local_update(exp, pid, msg, context)

@@ -102,12 +102,22 @@ def global_accuracy(stats: Sequence[LocalStats]) -> float:
     return sum(s.rows * s.accuracy for s in stats) / sum(s.rows for s in stats)
 
 
+def gap(stats: LocalStats, f_global: float, accuracy: float) -> float:
+    """Δ_k = |F_global − F_k|, or |Acc − Acc_k| for a client whose F_k is undefined (a client can
+    compute its own from the broadcast F_global and Acc)."""
+    return abs(f_global - stats.fairness) if stats.fairness is not None else abs(accuracy - stats.accuracy)
+
+
 def gaps(stats: Sequence[LocalStats]) -> np.ndarray:
-    """Δ_k = |F_global − F_k|, or |Acc − Acc_k| for a client whose F_k is undefined."""
+    """Every client's Δ_k (:func:`gap`)."""
     f_global, acc = global_metric(stats), global_accuracy(stats)
-    return np.array(
-        [abs(f_global - s.fairness) if s.fairness is not None else abs(acc - s.accuracy) for s in stats]
-    )
+    return np.array([gap(s, f_global, acc) for s in stats])
+
+
+def step(weights: np.ndarray | float, gaps: np.ndarray | float, mean_gap: float, total: float, beta: float) -> np.ndarray:
+    """The unnormalised step ω̄_k − β·n·(Δ_k − mean Δ), clipped at 0 (n = ``total`` = Σ ω̄); a client
+    can take its own from the broadcast mean Δ and n."""
+    return np.maximum(np.asarray(weights, dtype=np.float64) - beta * total * (np.asarray(gaps) - mean_gap), 0.0)
 
 
 def update_weights(weights: np.ndarray, gaps: np.ndarray, beta: float, sizes: np.ndarray) -> np.ndarray:
@@ -122,7 +132,7 @@ def update_weights(weights: np.ndarray, gaps: np.ndarray, beta: float, sizes: np
     if weights.shape != gaps.shape or (weights < 0).any() or not np.isfinite(gaps).all():
         raise FedFairError(f"bad FairFed step: weights {weights.tolist()}, gaps {gaps.tolist()}")
     total = weights.sum()
-    stepped = np.maximum(weights - beta * total * (gaps - gaps.mean()), 0.0)
+    stepped = step(weights, gaps, gaps.mean(), total, beta)
     kept = stepped.sum()
     if kept == 0:
         return np.asarray(sizes, dtype=np.float64)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from fedfair import bilevel, fadm, fairdistill, fairfed, generators, local, metrics, model, schema, sections, strategy_kinds
+from fedfair import bilevel, fadm, fairdistill, fairfed, generators, local, metrics, model, quantize, schema, sections, strategy_kinds
 from fedfair.audit import audit
 from fedfair.data import Dataset, load_dataset
 from fedfair.errors import FedFairError
@@ -54,6 +54,7 @@ class Experiment:
         else:  # FedAvg and FairFed ignore stage1 and stage2; fedavg_<kind> uses stage1 = <kind>
             self.rounds()
             self.local_config()
+            self.secure_config()
             if kind.config is not None:
                 schema.build(kind.config, self.cfg["strategy"], "strategy")
             if self.augment is not None:
@@ -96,6 +97,10 @@ class Experiment:
         """Local training of FedAvg / FairFed / fedavg_<kind> (the clients' keys of their strategy
         section; :func:`fedfair.validate.strategy_schema` gives the rest)."""
         return schema.build(local.LocalConfig, self.cfg["strategy"], "strategy")
+
+    def secure_config(self) -> quantize.SecureConfig:
+        """Secure aggregation of FedAvg / FairFed / fedavg_<kind> (``strategy.secure_*``)."""
+        return schema.build(quantize.SecureConfig, self.cfg["strategy"], "strategy")
 
     def fairfed_config(self) -> fairfed.FairFedConfig:
         return schema.build(fairfed.FairFedConfig, self.cfg["strategy"], "strategy")

@@ -75,7 +75,8 @@ class Communication:
     """Messages and bytes each way. ``bytes_down``/``bytes_up``: payload bytes (``count_bytes()`` of a
     message's records, the formula of Flower's ``message_size_mod``) without the run config;
     ``config_bytes_down``: the run config, sent once per node, and the digest naming it that every
-    later message carries."""
+    later message carries. ``secure_sums``, ``secure_seconds``: the SecAgg+ rounds (secure aggregation,
+    their messages counted with the rest) and their wall time; reported only when there are any."""
 
     rounds: int = 0
     messages_down: int = 0
@@ -83,6 +84,8 @@ class Communication:
     bytes_down: int = 0
     bytes_up: int = 0
     config_bytes_down: int = 0
+    secure_sums: int = 0
+    secure_seconds: float = 0.0
 
     def sent(self, payload: int, config: int) -> None:
         self.messages_down += 1
@@ -93,7 +96,8 @@ class Communication:
         self.messages_up += 1
         self.bytes_up += payload
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | float]:
+        secure = {"secure_sums": self.secure_sums, "secure_seconds": round(self.secure_seconds, 3)}
         return {
             "rounds": self.rounds,
             "messages": self.messages_down + self.messages_up,
@@ -102,6 +106,7 @@ class Communication:
             "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down,
             "config_bytes_down": self.config_bytes_down,
+            **(secure if self.secure_sums else {}),
         }
 
 

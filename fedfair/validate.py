@@ -15,6 +15,7 @@ from fedfair.data import Dataset
 from fedfair.errors import FedFairError
 from fedfair.local import LocalConfig
 from fedfair.partition import partition
+from fedfair.quantize import SecureConfig
 from fedfair.stage2 import Stage2Config
 
 # A client needs this many training rows for any model (both labels, a test split of its own).
@@ -26,11 +27,11 @@ SECTIONS = ("dataset", "partition", "stage1", "stage2", "strategy", "simulation"
 
 def strategy_schema(name: Any) -> tuple[type, ...]:
     """The dataclasses whose fields are the keys of ``strategy=<name>`` (:mod:`fedfair.strategy_kinds`):
-    the server's keys, then the clients' (local training) and the strategy's own."""
+    the server's keys, then the clients' (local training), secure aggregation and the strategy's own."""
     kind = strategy_kinds.get(str(name))
     if kind.upload:
         return (sections.OneShotServer,)
-    return (sections.RoundsServer, LocalConfig, *((kind.config,) if kind.config else ()))
+    return (sections.RoundsServer, LocalConfig, SecureConfig, *((kind.config,) if kind.config else ()))
 
 
 def stage1_schema(name: Any) -> tuple[type, ...]:

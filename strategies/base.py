@@ -40,11 +40,29 @@ def partition_id(msg: Message) -> int:
     return int(next(iter(msg.content.metric_records.values()))["partition_id"])
 
 
+def _value_bytes(value: Any) -> int:
+    """Bytes of one ConfigRecord value by Flower's ``count_bytes`` formula: 1 for a bool, 8 for a
+    number, the length of a str or bytes, summed over a list."""
+    if isinstance(value, list):
+        return sum(_value_bytes(v) for v in value)
+    if isinstance(value, bool):
+        return 1
+    return len(value) if isinstance(value, (str, bytes)) else 8
+
+
+def record_bytes(record: ArrayRecord | ConfigRecord | MetricRecord) -> int:
+    """``record.count_bytes()``; a ConfigRecord by the same formula, which also takes the empty lists
+    and strings SecAgg+ sends (on which Flower's ``ConfigRecord.count_bytes`` fails)."""
+    if isinstance(record, ConfigRecord):
+        return sum(len(k) + _value_bytes(v) for k, v in record.items())
+    return record.count_bytes()
+
+
 def payload_bytes(msg: Message) -> int:
     """Bytes of a message's records (0 for an error reply, which carries none)."""
     if msg.has_error():
         return 0
-    return sum(record.count_bytes() for record in msg.content.values())
+    return sum(record_bytes(record) for record in msg.content.values())
 
 
 CONFIG_KEY = "fedfair"  # the run config (JSON), in the first message to each node
@@ -56,11 +74,15 @@ def config_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+SECURE_CONFIG = "fitins.config"  # the config record of a SecAgg+ collect-stage message (legacy FitIns)
+
+
 def config_bytes(msg: Message) -> int:
     """Bytes of a message's run config and digest (``count_bytes()`` of those entries alone)."""
-    if msg.has_error() or "config" not in msg.content.config_records:
+    records = [] if msg.has_error() else [r for r in ("config", SECURE_CONFIG) if r in msg.content.config_records]
+    if not records:
         return 0
-    record = msg.content.config_records["config"]
+    record = msg.content.config_records[records[0]]
     return ConfigRecord({k: record[k] for k in (CONFIG_KEY, DIGEST_KEY) if k in record}).count_bytes()
 
 
@@ -124,18 +146,21 @@ class MeteredFedAvg(FedAvg):
         the run config itself only if this is the first message to the node."""
         if "config" not in msg.content.config_records or CONFIG_KEY not in msg.content["config"]:
             return msg
-        record = msg.content["config"]
+        content = RecordDict(dict(msg.content.items()))
+        content["config"] = self.carried(msg.content["config"], msg.metadata.dst_node_id)
+        msg.content = content
+        return msg
+
+    def carried(self, record: ConfigRecord, node: int) -> ConfigRecord:
+        """``record`` as sent to ``node``: the digest of the run config, and the run config itself
+        only if this is the first message to the node."""
         text = str(record[CONFIG_KEY])
         carried = ConfigRecord({k: v for k, v in record.items() if k != CONFIG_KEY})
         carried[DIGEST_KEY] = config_digest(text)
-        node = msg.metadata.dst_node_id
         if node not in self.configured:
             carried[CONFIG_KEY] = text
             self.configured.add(node)
-        content = RecordDict(dict(msg.content.items()))
-        content["config"] = carried
-        msg.content = content
-        return msg
+        return carried
 
     def node_of(self, reply: Message) -> int:
         """The node a reply speaks for: the node asked, found by the reply's ``reply_to_message_id``

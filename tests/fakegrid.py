@@ -4,6 +4,7 @@ Unit-test scaffolding only (the product runs on Flower's engines)."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
 from flwr.app import Context, Error, Message, RecordDict
@@ -32,7 +33,8 @@ class FakeGrid:
             try:
                 if pid in self.failing:
                     raise RuntimeError(self.failing[pid])
-                replies.append(self.app(msg, self.contexts[node]))
+                # a copy, as a real link delivers one: SecAgg+ sends one content object to every node
+                replies.append(self.app(copy.deepcopy(msg), self.contexts[node]))
             except Exception as exc:  # what Flower does with a ClientApp exception
                 replies.append(Message(Error(code=2, reason=str(exc)), reply_to=msg))
         return replies
