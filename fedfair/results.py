@@ -248,7 +248,8 @@ def plot_history(results: dict[str, Any], path: Path) -> Path:
 
     history = results["history"]
     rounds = [r["round"] for r in history]
-    with_weights = any(r.get("global_fairness") is not None for r in history)
+    # FairFed's weights per client (secure aggregation keeps them on the clients: no panel then)
+    with_weights = any(r.get("weights") for r in history) and any(r.get("global_fairness") is not None for r in history)
     fig, axes = plt.subplots(2 + with_weights, 1, figsize=(7.5, 2.4 * (2 + with_weights)), sharex=True,
                              constrained_layout=True)
 
