@@ -1,0 +1,144 @@
+"""The simulation engine at scale (strategies.engine): the indexed LinkState serves each node exactly
+what Flower's serves, at a cost independent of the other nodes' messages; a run on an already
+running Ray instance (``simulation.ray_address``); runs of one process share one backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from uuid import uuid4
+
+import pytest
+from flwr.app import ConfigRecord, Message, RecordDict
+from flwr.common.constant import HEARTBEAT_INTERVAL_INF, NOOP_ACCOUNT_NAME, NOOP_FLWR_AID, SUPERLINK_NODE_ID
+from flwr.proto.task_pb2 import Task  # pylint: disable=E0611
+from flwr.server.superlink.linkstate import InMemoryLinkState
+from flwr.server.superlink.linkstate.in_memory_linkstate import RunRecord
+from flwr.supercore.constant import NOOP_FEDERATION_ID
+from flwr.supercore.object_store import ObjectStoreFactory
+from flwr.supercore.run import Run
+from flwr.supercore.task_identity import TaskIdentity
+from flwr.superlink.federation import NoOpFederationManager
+
+from fedfair.config import compose_config
+from strategies import engine
+from strategies.simulation import simulate
+
+RUN_ID = 7
+
+
+@pytest.fixture(autouse=True)
+def _identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in (("_run_id", RUN_ID), ("_node_id", SUPERLINK_NODE_ID), ("_task_id", 1)):  # the ServerApp
+        monkeypatch.setattr(TaskIdentity, key, value)
+
+
+def _state(cls: type[InMemoryLinkState], num_nodes: int) -> tuple[InMemoryLinkState, list[int]]:
+    """A LinkState of class ``cls`` with one run and ``num_nodes`` nodes, set up as the engine does."""
+    state = cls(NoOpFederationManager(), ObjectStoreFactory().store())
+    run = Run.create_empty(run_id=RUN_ID)
+    run.primary_task_id, run.federation_id = 11, NOOP_FEDERATION_ID
+    state.run_ids[RUN_ID] = RunRecord(run=run)
+    state.task_store[11] = Task(task_id=11, run_id=RUN_ID)
+    nodes = []
+    for _ in range(num_nodes):
+        node = state.create_node(NOOP_FLWR_AID, NOOP_ACCOUNT_NAME, secrets.token_bytes(32),
+                                 heartbeat_interval=HEARTBEAT_INTERVAL_INF)
+        state.acknowledge_node_heartbeat(node_id=node, heartbeat_interval=HEARTBEAT_INTERVAL_INF)
+        nodes.append(node)
+    return state, nodes
+
+
+def _store(state: InMemoryLinkState, node: int, tag: str, ttl: float = 3600.0) -> None:
+    msg = Message(RecordDict({"c": ConfigRecord({"tag": tag})}), dst_node_id=node, message_type="train", ttl=ttl)
+    msg.metadata.__dict__["_message_id"] = str(uuid4())  # as InMemoryGrid.push_messages
+    assert state.store_message_ins(msg) is not None
+
+
+def _serve_all(state: InMemoryLinkState, nodes: list[int], limit: int | None) -> list[list[str]]:
+    """What each node gets from one poll."""
+    return [[str(m.content["c"]["tag"]) for m in state.get_message_ins(node_id=n, limit=limit)] for n in nodes]
+
+
+@pytest.mark.parametrize("limit", [1, 2, None])
+def test_indexed_state_serves_each_node_what_flowers_serves(limit: int | None) -> None:
+    served = {}
+    for cls in (InMemoryLinkState, engine.IndexedLinkState):
+        state, nodes = _state(cls, 4)
+        for j in range(3):  # interleaved: node i gets "i.0", "i.1", "i.2" in that order
+            for i, node in enumerate(nodes):
+                _store(state, node, f"{i}.{j}", ttl=0.05 if (i, j) == (1, 0) else 3600.0)  # "1.0" expires
+        time.sleep(0.1)
+        polls = [_serve_all(state, nodes, limit) for _ in range(4)]
+        other_run = state.get_message_ins(node_id=nodes[0], limit=None, run_id=RUN_ID + 1)
+        served[cls.__name__] = (polls, other_run)
+    assert served["IndexedLinkState"] == served["InMemoryLinkState"]
+    polls = served["IndexedLinkState"][0]
+    assert "1.0" not in str(polls) and sum(len(p) for poll in polls for p in poll) == 11  # 12 stored, 1 expired
+    assert polls[0][0] == (["0.0"] if limit == 1 else ["0.0", "0.1"] if limit == 2 else ["0.0", "0.1", "0.2"])
+
+
+def test_indexed_state_poll_checks_only_the_polled_nodes_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One poll of all K nodes re-validates K messages (Flower's scan: ~K²/2), the next poll none."""
+    state, nodes = _state(engine.IndexedLinkState, 300)
+    for node in nodes:
+        _store(state, node, "x")
+    checked = []
+    original = state._check_stored_messages
+    monkeypatch.setattr(state, "_check_stored_messages", lambda ids, run_id=None: (checked.append(len(ids)),
+                                                                                    original(ids, run_id)))
+    assert all(got == ["x"] for got in _serve_all(state, nodes, 1))
+    assert len(checked) == 300
+    assert _serve_all(state, nodes, 1) == [[]] * 300 and len(checked) == 300
+    assert len(state.message_ins_store) == 300  # delivered messages stay stored until their replies are pulled
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_simulation_attached_to_a_running_ray_and_runs_sharing_one_backend(tmp_path, base_overrides) -> None:
+    """``ray start --head`` (stopped by its PID), two runs attached via simulation.ray_address: the
+    second reuses the first's Ray connection and actors, and its results are the first's."""
+    port = _free_port()
+    head = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block", f"--port={port}",
+         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        overrides = [*base_overrides, "num_clients=3", f"simulation.ray_address=127.0.0.1:{port}",
+                     "simulation.timeout=300", "simulation.connect_timeout=60"]
+        cfg = compose_config(overrides)
+        deadline = time.monotonic() + 60
+        first = None
+        while first is None:  # the head needs a few seconds to accept drivers
+            try:
+                first = simulate(cfg, tmp_path / "a", overrides)
+            except ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                engine.shutdown()
+                time.sleep(2)
+        shared = engine._SHARED
+        second = simulate(cfg, tmp_path / "b", overrides)
+        assert engine._SHARED is shared and shared is not None  # one backend for both runs
+        import ray
+
+        assert ray.get_runtime_context().gcs_address.endswith(f":{port}")  # the running head, not a new Ray
+        a, b = (json.loads(p.read_text()) for p in (first, second))
+        assert a["metrics"] == b["metrics"] and len(a["per_client"]) == 3
+        assert a["metrics"]["accuracy"] > a["sanity"]["majority_rate"]
+    finally:
+        engine.shutdown()
+        os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops its own daemons on SIGTERM
+        head.wait(timeout=60)
