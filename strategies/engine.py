@@ -1,19 +1,21 @@
 """Flower's simulation engine (flwr 1.41, Ray backend), assembled for many nodes and many runs.
 
-``run_simulation`` is Flower's ``_main_loop`` + ``start_vce`` with three parts swapped:
+``run_simulation`` is Flower's ``_main_loop`` + ``start_vce`` with these parts swapped:
 
 - ``IndexedLinkState``: Flower's in-memory LinkState with the undelivered messages indexed by
   destination node. The engine polls every node every 0.1 s, and Flower's ``get_message_ins`` scans
   (and re-validates) every stored message for each node: O(K²) per poll, which dominated K ≥ 200.
   Here a node's poll looks at its own messages only; the messages returned, their order and their
   validity checks are Flower's.
+- ``ReplyGrid``: Flower's InMemoryGrid, whose poll (every 0.1 s) re-validated all K outstanding
+  messages, pulls the replies that arrived (and, every few seconds, all: Flower's error replies).
 - ``SharedRayBackend``: one Ray instance and one actor pool for all the runs of a process (a Hydra
-  sweep), instead of a Ray start, K-independent actor cold imports and a Ray shutdown per run. Each
+  sweep), instead of a Ray start, the actors' cold imports and a Ray shutdown per run. Each
   run still gets fresh node contexts; only process-level caches (imports, the loaded dataset) carry
   over. Ray and the actors stop at process exit, or when a run needs other resources.
 - ``ray_address``: attach to a running Ray cluster (``ray start --head``) instead of starting one.
 
-Every other piece (the Grid, node registration, the worker threads, the Ray actors) is Flower's own.
+Every other piece (node registration, the worker threads, the Ray actors, sending) is Flower's own.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from __future__ import annotations
 import atexit
 import json
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import ray
@@ -52,6 +55,24 @@ class IndexedLinkState(InMemoryLinkState):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._undelivered: dict[int, list[str]] = defaultdict(list)  # node id -> message ids, in storing order
+        self._replied: set[str] = set()  # ids of stored messages whose reply is stored
+
+    def store_message_res(self, message: Message) -> str | None:
+        with self.lock:
+            message_id = super().store_message_res(message)
+            if message_id is not None:
+                self._replied.add(message.metadata.reply_to_message_id)
+        return message_id
+
+    def delete_messages(self, message_ins_ids: set[str]) -> None:
+        with self.lock:
+            super().delete_messages(message_ins_ids)
+            self._replied.difference_update(message_ins_ids)
+
+    def replied(self, message_ids: set[str]) -> set[str]:
+        """Those of ``message_ids`` whose reply is stored."""
+        with self.lock:
+            return message_ids & self._replied
 
     def store_message_ins(self, message: Message) -> str | None:
         with self.lock:
@@ -67,6 +88,8 @@ class IndexedLinkState(InMemoryLinkState):
         delivered leave the index."""
         if limit is not None and limit < 1:
             raise AssertionError("`limit` must be >= 1")
+        if node_id not in self._undelivered:  # the engine polls every node every 0.1 s: most have nothing
+            return []
         found: list[Message] = []
         with self.lock:
             kept: list[str] = []
@@ -105,6 +128,27 @@ class IndexedLinkStateFactory(LinkStateFactory):
             return self.state_instance
 
 
+class ReplyGrid(InMemoryGrid):
+    """InMemoryGrid whose 0.1 s poll asks the state only for the replies that arrived since the last
+    poll, and for all outstanding ones every ``FULL_PULL_S`` seconds: there Flower's state also
+    answers for messages that can no longer be answered (TTL expired, node gone) with an error reply,
+    as it does on every poll of its own Grid."""
+
+    FULL_PULL_S = 5.0
+
+    def __init__(self, state_factory: LinkStateFactory) -> None:
+        super().__init__(state_factory=state_factory)
+        self._next_full_pull = 0.0
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        ids = set(message_ids)
+        if time.monotonic() >= self._next_full_pull:
+            self._next_full_pull = time.monotonic() + self.FULL_PULL_S
+        else:
+            ids = cast(IndexedLinkState, self.state).replied(ids)
+        return super().pull_messages(ids) if ids else []
+
+
 class SharedRayBackend(RayBackend):
     """A RayBackend whose Ray instance and actor pool outlive the run (see ``backend``)."""
 
@@ -121,7 +165,8 @@ class SharedRayBackend(RayBackend):
     def shutdown(self) -> None:
         """Stop the actors and Ray (or detach from the cluster)."""
         global _SHARED
-        super().terminate()
+        if ray.is_initialized():  # at exit, Ray's own atexit hook may have stopped it already
+            super().terminate()
         self.pool = None
         if _SHARED is not None and _SHARED[1] is self:
             _SHARED = None
@@ -134,11 +179,11 @@ def backend(config: dict[str, Any]) -> SharedRayBackend:
     """The process's backend for ``config``; one made for another config is shut down first."""
     global _SHARED
     key = json.dumps(config, sort_keys=True)
-    if _SHARED is not None and (_SHARED[0] != key or not ray.is_initialized()):
+    if _SHARED is not None and not ray.is_initialized():  # Ray was stopped under it
+        _SHARED = None
+    if _SHARED is not None and _SHARED[0] != key:
         _SHARED[1].shutdown()
-    if _SHARED is None:
-        if ray.is_initialized():  # someone else's Ray, or one left by a failed run: start clean
-            ray.shutdown()
+    if _SHARED is None:  # RayBackend starts Ray, or joins the one this process already has
         _SHARED = (key, SharedRayBackend(json.loads(key)))
     return _SHARED[1]
 
@@ -179,7 +224,7 @@ def run_simulation(server_app: ServerApp, client_app: ClientApp, num_supernodes:
     state = cast(InMemoryLinkState, factory.state())
     state.run_ids[run.run_id] = RunRecord(run=run)
     state.task_store[run.primary_task_id] = Task(task_id=run.primary_task_id, run_id=run.run_id)
-    grid = InMemoryGrid(state_factory=factory)
+    grid = ReplyGrid(state_factory=factory)
     grid.set_run(run)
 
     f_stop = threading.Event()

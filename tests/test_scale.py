@@ -11,13 +11,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from uuid import uuid4
 
 import pytest
+import ray
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.common.constant import HEARTBEAT_INTERVAL_INF, NOOP_ACCOUNT_NAME, NOOP_FLWR_AID, SUPERLINK_NODE_ID
 from flwr.proto.task_pb2 import Task  # pylint: disable=E0611
+from flwr.server.superlink.fleet.vce import vce_api
 from flwr.server.superlink.linkstate import InMemoryLinkState
 from flwr.server.superlink.linkstate.in_memory_linkstate import RunRecord
 from flwr.supercore.constant import NOOP_FEDERATION_ID
@@ -99,6 +102,39 @@ def test_indexed_state_poll_checks_only_the_polled_nodes_messages(monkeypatch: p
     assert len(state.message_ins_store) == 300  # delivered messages stay stored until their replies are pulled
 
 
+def test_reply_grid_pulls_the_arrived_replies_and_at_times_flowers_error_replies(monkeypatch) -> None:
+    factory = engine.IndexedLinkStateFactory()
+    state = factory.state()
+    run = Run.create_empty(run_id=RUN_ID)
+    run.primary_task_id, run.federation_id = 11, NOOP_FEDERATION_ID
+    state.run_ids[RUN_ID] = RunRecord(run=run)
+    state.task_store[11] = Task(task_id=11, run_id=RUN_ID)
+    nodes = list(vce_api._register_nodes(3, factory))
+    grid = engine.ReplyGrid(factory)
+    grid.set_run(run)
+    ids = list(grid.push_messages(
+        Message(RecordDict(), dst_node_id=n, message_type="train", ttl=0.5 if i == 2 else 3600.0)
+        for i, n in enumerate(nodes)))
+    for node in nodes[:2]:  # nodes 0 and 1 answer; node 2 never does, and its message expires
+        (msg,) = state.get_message_ins(node_id=node, limit=1)
+        reply = Message(RecordDict(), reply_to=msg)
+        reply.metadata.__dict__["_message_id"] = str(uuid4())  # as Flower's engine worker
+        assert state.store_message_res(reply) is not None
+    asked: list[set[str]] = []
+    original = state.get_message_res
+    monkeypatch.setattr(state, "get_message_res", lambda message_ids, run_id: (asked.append(set(message_ids)),
+                                                                              original(message_ids, run_id))[1])
+    grid._next_full_pull = time.monotonic() + 60
+    got = list(grid.pull_messages(ids))
+    assert sorted(m.metadata.reply_to_message_id for m in got) == sorted(ids[:2]) and not any(m.has_error() for m in got)
+    assert asked == [set(ids[:2])] and state.replied(set(ids)) == set()  # pulled replies leave the store
+    assert list(grid.pull_messages(ids[2:])) == [] and len(asked) == 1  # nothing arrived: no state call
+    time.sleep(0.6)
+    grid._next_full_pull = 0.0  # a full poll: Flower's error reply for the expired message
+    (expired,) = grid.pull_messages(ids[2:])
+    assert expired.has_error() and expired.metadata.reply_to_message_id == ids[2] and asked[-1] == {ids[2]}
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -113,27 +149,22 @@ def test_simulation_attached_to_a_running_ray_and_runs_sharing_one_backend(tmp_p
     head = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block", f"--port={port}",
          "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
+    lines: list[str] = []
+    threading.Thread(target=lambda: [lines.append(line) for line in head.stdout], daemon=True).start()
     try:
+        deadline = time.monotonic() + 90
+        while not any("Ray runtime started" in line for line in lines):
+            assert head.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.5)
         overrides = [*base_overrides, "num_clients=3", f"simulation.ray_address=127.0.0.1:{port}",
                      "simulation.timeout=300", "simulation.connect_timeout=60"]
         cfg = compose_config(overrides)
-        deadline = time.monotonic() + 60
-        first = None
-        while first is None:  # the head needs a few seconds to accept drivers
-            try:
-                first = simulate(cfg, tmp_path / "a", overrides)
-            except ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                engine.shutdown()
-                time.sleep(2)
+        first = simulate(cfg, tmp_path / "a", overrides)
         shared = engine._SHARED
         second = simulate(cfg, tmp_path / "b", overrides)
         assert engine._SHARED is shared and shared is not None  # one backend for both runs
-        import ray
-
         assert ray.get_runtime_context().gcs_address.endswith(f":{port}")  # the running head, not a new Ray
         a, b = (json.loads(p.read_text()) for p in (first, second))
         assert a["metrics"] == b["metrics"] and len(a["per_client"]) == 3
