@@ -204,8 +204,8 @@ def backend_config(num_cpus: int, client_cpus: int, log_to_driver: bool, ray_add
                                  "logging_level": "WARNING"}
     if ray_address:
         init_args["address"] = ray_address
-    else:
-        init_args["num_cpus"] = num_cpus
+    else:  # "local": a new Ray, even where `ray start` left a cluster (Ray would join it otherwise)
+        init_args.update(address="local", num_cpus=num_cpus)
     return {"client_resources": {"num_cpus": client_cpus, "num_gpus": 0.0}, "init_args": init_args,
             "actor": {"tensorflow": 0}}
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from uuid import uuid4
@@ -146,9 +148,13 @@ def test_simulation_attached_to_a_running_ray_and_runs_sharing_one_backend(tmp_p
     """``ray start --head`` (stopped by its PID), two runs attached via simulation.ray_address: the
     second reuses the first's Ray connection and actors, and its results are the first's."""
     port = _free_port()
+    # Loopback only, and a private temp dir: `ray start` records its address in <temp dir>/ray_current_cluster,
+    # where any other `ray.init()` on the machine would find (and join) it.
+    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths live under it
     head = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block", f"--port={port}",
-         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+         "--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}", "--num-cpus=2", "--include-dashboard=false",
+         "--disable-usage-stats"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     lines: list[str] = []
@@ -177,3 +183,4 @@ def test_simulation_attached_to_a_running_ray_and_runs_sharing_one_backend(tmp_p
         engine.shutdown()
         os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops its own daemons on SIGTERM
         head.wait(timeout=60)
+        shutil.rmtree(temp_dir, ignore_errors=True)
