@@ -49,6 +49,7 @@ from flwr.supercore.task_identity import TaskIdentity
 from flwr.superlink.federation import NoOpFederationManager
 from flwr.superlink.grid import InMemoryGrid
 
+
 class IndexedLinkState(InMemoryLinkState):
     """InMemoryLinkState whose ``get_message_ins`` looks only at the node's own undelivered messages."""
 
