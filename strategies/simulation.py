@@ -9,7 +9,6 @@ from typing import Any
 import hydra
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
-from flwr.simulation import run_simulation
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -17,6 +16,7 @@ from clients.client_app import app as client_app
 from fedfair.env import conf_dir
 from fedfair.errors import FedFairError
 from fedfair.pipeline import Experiment
+from strategies.engine import backend_config, run_simulation
 from strategies.server_app import run_experiment
 
 
@@ -34,19 +34,9 @@ def simulate(cfg: dict[str, Any], output_dir: Path, overrides: list[str]) -> Pat
             outcome["error"] = exc
 
     sim = cfg["simulation"]
-    run_simulation(
-        server_app=server_app,
-        client_app=client_app,
-        num_supernodes=exp.num_clients,
-        backend_config={
-            "client_resources": {"num_cpus": int(sim["client_cpus"]), "num_gpus": 0.0},
-            "init_args": {
-                "num_cpus": int(sim["num_cpus"]),
-                "log_to_driver": bool(cfg.get("progress")),
-                "include_dashboard": False,
-            },
-        },
-    )
+    run_simulation(server_app, client_app, exp.num_clients,
+                   backend_config(int(sim["num_cpus"]), int(sim["client_cpus"]), bool(cfg.get("progress")),
+                                  sim.get("ray_address")))
     if "error" in outcome:
         raise outcome["error"]
     if "path" not in outcome:
