@@ -42,6 +42,7 @@ class Simulation:
     client_cpus: int = _SIM["client_cpus"]
     timeout: float = _SIM["timeout"]
     connect_timeout: float = _SIM["connect_timeout"]
+    ray_address: str | None = _SIM["ray_address"]
 
     def __post_init__(self) -> None:
         integer(self.num_cpus, "simulation.num_cpus", 1)

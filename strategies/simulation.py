@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from clients.client_app import app as client_app
+from fedfair import schema, sections
 from fedfair.env import conf_dir
 from fedfair.errors import FedFairError
 from fedfair.pipeline import Experiment
@@ -33,10 +34,9 @@ def simulate(cfg: dict[str, Any], output_dir: Path, overrides: list[str]) -> Pat
         except Exception as exc:  # re-raised below, outside the engine's thread
             outcome["error"] = exc
 
-    sim = cfg["simulation"]
+    sim = schema.build(sections.Simulation, cfg["simulation"], "simulation")
     run_simulation(server_app, client_app, exp.num_clients,
-                   backend_config(int(sim["num_cpus"]), int(sim["client_cpus"]), bool(cfg.get("progress")),
-                                  sim.get("ray_address")))
+                   backend_config(sim.num_cpus, sim.client_cpus, exp.run.progress, sim.ray_address))
     if "error" in outcome:
         raise outcome["error"]
     if "path" not in outcome:
