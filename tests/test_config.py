@@ -149,7 +149,7 @@ def test_run_help_lists_the_top_level_and_simulation_keys() -> None:
         (["audit=maybe"], "audit must be true or false, got 'maybe'"),
         (["cache_dir=3"], "cache_dir must be a string or null, got 3"),
         (["+simulation.gpus=1"], "unknown key simulation.gpus; known keys: client_cpus, connect_timeout, num_cpus, "
-                                 "timeout"),
+                                 "ray_address, timeout"),
         (["simulation.num_cpus=two"], "simulation.num_cpus must be an integer, got 'two'"),
         (["simulation.timeout=1.5"], None),
         (["+dataset.colour=red"], "unknown key dataset.colour; known keys: name, rows, sensitive"),
