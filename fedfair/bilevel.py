@@ -303,7 +303,8 @@ class _Problem:
         return grad
 
     def penalty_gradient(self, theta: np.ndarray) -> np.ndarray:
-        """∇_θ of the real-data loss and the covariance or gap penalty (:meth:`theta_gradient` without the anchor)."""
+        """∇_θ of the real-data loss and the covariance or gap penalty (:meth:`theta_gradient` without
+        the anchor)."""
         if not self.gap:
             real_grad = model.gradient(theta, self.z_real, self.y_real)
             return self.terms * real_grad + self.cfg.rho * self.c.T @ (self.c @ theta)

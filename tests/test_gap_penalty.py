@@ -1,6 +1,7 @@
 """The gap penalties of stage 1 (``sp_gap``, ``eo_gap``): ∇_θP and the hypergradient against
 central finite differences, the covariance penalties untouched by ``gamma``, the prox in units of
-each column's spread (``prox_spread``), the anchor on θ's feature coefficients (``anchor``), the best iterate (``best_iterate``), the last one by default, the projection onto the box, the
+each column's spread (``prox_spread``), the anchor on θ's feature coefficients (``anchor``),
+the best iterate (``best_iterate``), the last one by default, the projection onto the box, the
 degenerate-client fallback, config errors, and the fairness gain on real Adult rows."""
 
 import numpy as np
@@ -23,8 +24,8 @@ def _real(n=80, d=3, seed=0):
 
 def _problem(penalty, gamma=50.0, prox=0.0, spread=False, anchor=0.0):
     real = _real()
-    cfg = bilevel.Stage1Config(penalty=penalty, gamma=gamma, prox=prox, prox_spread=spread, anchor=anchor, lam_theta=1e-2,
-                               lam_x=1.0, progress=False)
+    cfg = bilevel.Stage1Config(penalty=penalty, gamma=gamma, prox=prox, prox_spread=spread, anchor=anchor,
+                               lam_theta=1e-2, lam_x=1.0, progress=False)
     rows = np.arange(30)
     x_hat = real.x[rows] + np.random.default_rng(1).normal(scale=0.1, size=(30, 3))
     # x̂₀ = the real rows, x̂ away from them: the prox and the anchor have a gradient at x̂
@@ -91,7 +92,8 @@ def test_null_gamma_and_prox_resolve_per_penalty():
     assert bilevel.Stage1Config(penalty="sp_gap").prox_weight == bilevel.Stage1Config(penalty="eo_gap").prox_weight == 100.0
     assert bilevel.Stage1Config(penalty="sp").prox_weight == 0.0  # the paper's penalty stays as it was
     assert bilevel.Stage1Config(penalty="eo_gap", gamma=5, prox=0).gap_weight == 5.0
-    assert bilevel.Stage1Config(penalty="sp_gap").anchor_weight == bilevel.Stage1Config(penalty="eo_gap").anchor_weight == 0.01
+    anchors = [bilevel.Stage1Config(penalty=p).anchor_weight for p in ("sp_gap", "eo_gap")]
+    assert anchors == [0.01, 0.01]
     assert bilevel.Stage1Config(penalty="sp+eo").anchor_weight == 0.0
 
 
