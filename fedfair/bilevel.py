@@ -25,6 +25,15 @@ sets, ≈ (H₁ + H₂)⁻¹(H₁θ₁ + H₂θ₂), is neither client's fair mo
 0.10). Anchoring x̂ to its start keeps each set's Hessian near the real one and the union fair. It
 is on by default for the gap penalties only (0 keeps the paper's covariance penalties unchanged).
 
+``anchor`` adds (μ/2) ‖θ_x(x̂) − θ_x(x̂₀)‖² to P (μ = ``anchor``; θ_x: the inner model's feature
+coefficients, θ(x̂₀) the initial set's model, without the coefficient of s and the intercept). It is a
+term in θ alone, so it only adds μ(θ_x − θ₀_x) to ∇_θP. Without it, a client can close its gap through
+a column of tiny spread (COMPAS' juvenile counts, sd 0.02): a move of x̂ too small for the prox turns
+that column's coefficient from −2.5 to −30, and the server's fit on the union, which weighs that
+direction by the two sets' near-singular Hessians, loses the fairness (COMPAS ``sp_gap`` seed 2:
+own models fair, union |SPD| 0.157). The anchor makes such a coefficient cost what it moves and leaves
+the coefficient of s free. On by default for the gap penalties (``ANCHOR_GAP``), 0 for the paper's.
+
 ``prox_spread`` (off by default) makes the prox scale-free: (prox/2) Σ_ij (x̂_ij − x̂₀_ij)²/σ_j², σ_j²
 the variance of the client's real column j (:func:`prox_weights`), summed over rows rather than
 averaged. A low-variance column (COMPAS' juvenile counts, sd 0.02) then cannot carry the fairness with
@@ -77,10 +86,12 @@ PENALTIES: dict[str, tuple[str, ...]] = {
     "sp": ("sp",), "eo": ("eo",), "sp+eo": ("sp", "eo"), "sp_gap": (), "eo_gap": ()
 }
 GAPS: dict[str, str] = {"sp_gap": "sp", "eo_gap": "eo"}
-# Defaults of the gap penalties (``gamma`` / ``prox`` = None), chosen on Adult, 2 IID clients
-# (docs/RESULTS.md, "Stage 1 on every dataset"); the covariance penalties keep prox = 0, the paper's.
-GAMMA: dict[str, float] = {"sp_gap": 100.0, "eo_gap": 1000.0}
+# Defaults of the gap penalties (``gamma`` / ``prox`` / ``anchor`` = None), chosen on Adult and COMPAS, 2 IID
+# clients (docs/RESULTS.md, "Stage 1 on every dataset"); the covariance penalties keep prox = anchor = 0,
+# the paper's.
+GAMMA: dict[str, float] = {"sp_gap": 50.0, "eo_gap": 1000.0}
 PROX_GAP = 100.0
+ANCHOR_GAP = 0.01
 RECORD_EVERY = 10
 
 
@@ -91,14 +102,15 @@ _DEFAULTS = schema.defaults("stage1", "bilevel")  # the defaults below: conf/sta
 class Stage1Config:
     """Settings of Algorithm 1, lines 3–8. Defaults are the paper's (§4.1) but for ``lr`` (the paper
     does not give Adam's step size) and ``inner`` (the fast solver; ``"lbfgs"`` is the paper's).
-    ``gamma`` (the gap penalties' weight), ``prox``, ``prox_spread``, ``clip`` and ``best_iterate`` are
-    ours (module docstring); ``None`` means the penalty's default (:attr:`gap_weight`,
-    :attr:`prox_weight`)."""
+    ``gamma`` (the gap penalties' weight), ``prox``, ``anchor``, ``prox_spread``, ``clip`` and
+    ``best_iterate`` are ours (module docstring); ``None`` means the penalty's default
+    (:attr:`gap_weight`, :attr:`prox_weight`, :attr:`anchor_weight`)."""
 
     penalty: Penalty = _DEFAULTS["penalty"]
     rho: float = _DEFAULTS["rho"]
     gamma: float | None = _DEFAULTS["gamma"]
     prox: float | None = _DEFAULTS["prox"]
+    anchor: float | None = _DEFAULTS["anchor"]
     clip: bool = _DEFAULTS["clip"]
     prox_spread: bool = _DEFAULTS["prox_spread"]
     best_iterate: bool = _DEFAULTS["best_iterate"]
@@ -117,7 +129,7 @@ class Stage1Config:
     def __post_init__(self) -> None:
         if self.penalty not in PENALTIES:
             raise FedFairError(f"unknown stage-1 penalty '{self.penalty}'; choose sp, eo, sp+eo, sp_gap or eo_gap")
-        for key in ("gamma", "prox"):
+        for key in ("gamma", "prox", "anchor"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
                 raise FedFairError(f"stage1.{key} must be a number >= 0 or null, got {value!r}")
@@ -143,6 +155,11 @@ class Stage1Config:
     def prox_weight(self) -> float:
         """``prox``, else ``PROX_GAP`` for the gap penalties and 0 for the covariance penalties."""
         return float(self.prox) if self.prox is not None else (PROX_GAP if self.penalty in GAPS else 0.0)
+
+    @property
+    def anchor_weight(self) -> float:
+        """``anchor``, else ``ANCHOR_GAP`` for the gap penalties and 0 for the covariance penalties."""
+        return float(self.anchor) if self.anchor is not None else (ANCHOR_GAP if self.penalty in GAPS else 0.0)
 
 
 @dataclass
@@ -234,6 +251,8 @@ class _Problem:
         self.x = self.x0.copy()
         self.z = self.z_hat(self.x)
         self.theta: np.ndarray | None = None
+        # anchor: the feature coefficients of θ(x̂₀), the inner model of the initial set
+        self.theta0 = self.inner()[0][: x0.shape[1]].copy() if cfg.anchor_weight else None
 
     def z_hat(self, x_hat: np.ndarray) -> np.ndarray:
         ones = np.ones((x_hat.shape[0], 1))
@@ -265,6 +284,9 @@ class _Problem:
         if self.cfg.prox_weight:
             moved = (x_hat - self.x0) ** 2 if self.prox_w is None else (x_hat - self.x0) ** 2 * self.prox_w
             value += 0.5 * self.cfg.prox_weight / len(x_hat) * float(np.sum(moved))
+        if self.theta0 is not None:
+            shift = theta[: len(self.theta0)] - self.theta0
+            value += 0.5 * self.cfg.anchor_weight * float(shift @ shift)
         if self.gap:
             gap = np.array([self.gap_weights @ expit(self.z_real @ theta)])
             return value + 0.5 * self.cfg.gap_weight * float(gap @ gap), real_loss, gap
@@ -273,7 +295,16 @@ class _Problem:
 
     def theta_gradient(self, theta: np.ndarray) -> np.ndarray:
         """∇_θ P: the real-data loss gradient plus the penalty's ρ Σ_k (c_kᵀθ) c_k, or for a gap
-        penalty γ g ∇_θg with ∇_θg = Σ_i a_i σ'(z_iᵀθ) z_i (a = :func:`gap_weights`)."""
+        penalty γ g ∇_θg with ∇_θg = Σ_i a_i σ'(z_iᵀθ) z_i (a = :func:`gap_weights`), plus the
+        anchor's μ(θ_x − θ₀_x) on the feature coefficients."""
+        grad = self.penalty_gradient(theta)
+        if self.theta0 is not None:
+            grad[: len(self.theta0)] += self.cfg.anchor_weight * (theta[: len(self.theta0)] - self.theta0)
+        return grad
+
+    def penalty_gradient(self, theta: np.ndarray) -> np.ndarray:
+        """∇_θ of the real-data loss and the covariance or gap penalty (:meth:`theta_gradient` without
+        the anchor)."""
         if not self.gap:
             real_grad = model.gradient(theta, self.z_real, self.y_real)
             return self.terms * real_grad + self.cfg.rho * self.c.T @ (self.c @ theta)

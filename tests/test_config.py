@@ -156,8 +156,8 @@ def test_run_help_lists_the_top_level_and_simulation_keys() -> None:
         (["dataset=synthetic", "dataset.rows=many"], "dataset.rows must be an integer or null, got 'many'"),
         (["+partition.shards=3"], "unknown key partition.shards; known keys: alpha, column, method, test_frac"),
         (["partition=dirichlet", "partition.alpha=lots"], "partition.alpha must be a number, got 'lots'"),
-        (["+stage1.rate=1"], "unknown key stage1.rate; known keys: best_iterate, clip, gamma, init, inner, inner_max_iter, "
-                             "inner_tol, k_max, lam_theta, lam_x, lr, name, ns1, penalty, prox, prox_spread, rho"),
+        (["+stage1.rate=1"], "unknown key stage1.rate; known keys: anchor, best_iterate, clip, gamma, init, inner, "
+                             "inner_max_iter, inner_tol, k_max, lam_theta, lam_x, lr, name, ns1, penalty, prox, prox_spread, rho"),
         (["stage1.k_max=1.5"], "stage1.k_max must be an integer, got 1.5"),
         (["+stage1.progress=false"], "stage1.progress cannot be set: it is derived from the run progress "
                                      "(set progress=...)"),

@@ -1,6 +1,7 @@
 """The gap penalties of stage 1 (``sp_gap``, ``eo_gap``): ∇_θP and the hypergradient against
 central finite differences, the covariance penalties untouched by ``gamma``, the prox in units of
-each column's spread (``prox_spread``), the best iterate (``best_iterate``), the last one by default, the projection onto the box, the
+each column's spread (``prox_spread``), the anchor on θ's feature coefficients (``anchor``),
+the best iterate (``best_iterate``), the last one by default, the projection onto the box, the
 degenerate-client fallback, config errors, and the fairness gain on real Adult rows."""
 
 import numpy as np
@@ -21,13 +22,14 @@ def _real(n=80, d=3, seed=0):
     return Table(x, s, y, tuple(f"f{i}" for i in range(d)))
 
 
-def _problem(penalty, gamma=50.0, prox=0.0, spread=False):
+def _problem(penalty, gamma=50.0, prox=0.0, spread=False, anchor=0.0):
     real = _real()
-    cfg = bilevel.Stage1Config(penalty=penalty, gamma=gamma, prox=prox, prox_spread=spread, lam_theta=1e-2, lam_x=1.0,
-                               progress=False)
+    cfg = bilevel.Stage1Config(penalty=penalty, gamma=gamma, prox=prox, prox_spread=spread, anchor=anchor,
+                               lam_theta=1e-2, lam_x=1.0, progress=False)
     rows = np.arange(30)
     x_hat = real.x[rows] + np.random.default_rng(1).normal(scale=0.1, size=(30, 3))
-    return bilevel._Problem(real, real.s[rows], real.y[rows], x_hat, cfg), x_hat, cfg
+    # x̂₀ = the real rows, x̂ away from them: the prox and the anchor have a gradient at x̂
+    return bilevel._Problem(real, real.s[rows], real.y[rows], real.x[rows], cfg), x_hat, cfg
 
 
 def _inner(prob, x_hat, lam):
@@ -49,18 +51,19 @@ def _central(f, x, h=1e-5):
     return fd
 
 
-@pytest.mark.parametrize("penalty", ["sp_gap", "eo_gap"])
-def test_theta_gradient_matches_finite_differences(penalty):
-    prob, x_hat, cfg = _problem(penalty)
+@pytest.mark.parametrize("penalty,anchor", [("sp_gap", 0.0), ("eo_gap", 0.0), ("sp_gap", 2.0), ("sp", 2.0)])
+def test_theta_gradient_matches_finite_differences(penalty, anchor):
+    prob, x_hat, cfg = _problem(penalty, anchor=anchor)
     theta = np.random.default_rng(2).normal(size=x_hat.shape[1] + 2)
     fd = _central(lambda t: prob.objective(x_hat, t)[0], theta)
     np.testing.assert_allclose(prob.theta_gradient(theta), fd, rtol=1e-7, atol=1e-10)
 
 
-@pytest.mark.parametrize("penalty,prox,spread", [("sp_gap", 0.0, False), ("eo_gap", 0.0, False), ("sp_gap", 5.0, False),
-                                                ("sp", 5.0, False), ("sp_gap", 0.05, True)])
-def test_hypergradient_matches_finite_differences(penalty, prox, spread):
-    prob, x_hat, cfg = _problem(penalty, prox=prox, spread=spread)
+@pytest.mark.parametrize("penalty,prox,spread,anchor", [
+    ("sp_gap", 0.0, False, 0.0), ("eo_gap", 0.0, False, 0.0), ("sp_gap", 5.0, False, 0.0), ("sp", 5.0, False, 0.0),
+    ("sp_gap", 0.05, True, 0.0), ("sp_gap", 5.0, False, 2.0), ("eo_gap", 0.0, False, 2.0), ("sp", 0.0, False, 2.0)])
+def test_hypergradient_matches_finite_differences(penalty, prox, spread, anchor):
+    prob, x_hat, cfg = _problem(penalty, prox=prox, spread=spread, anchor=anchor)
 
     def value(xh):
         return prob.objective(xh, _inner(prob, xh, cfg.lam_theta)[0])[0]
@@ -85,10 +88,31 @@ def test_the_gap_is_the_soft_spd_and_eod_of_the_real_rows():
 
 def test_null_gamma_and_prox_resolve_per_penalty():
     assert (bilevel.Stage1Config(penalty="sp_gap").gap_weight, bilevel.Stage1Config(penalty="eo_gap").gap_weight) == (
-        100.0, 1000.0)
+        50.0, 1000.0)
     assert bilevel.Stage1Config(penalty="sp_gap").prox_weight == bilevel.Stage1Config(penalty="eo_gap").prox_weight == 100.0
     assert bilevel.Stage1Config(penalty="sp").prox_weight == 0.0  # the paper's penalty stays as it was
     assert bilevel.Stage1Config(penalty="eo_gap", gamma=5, prox=0).gap_weight == 5.0
+    anchors = [bilevel.Stage1Config(penalty=p).anchor_weight for p in ("sp_gap", "eo_gap")]
+    assert anchors == [0.01, 0.01]
+    assert bilevel.Stage1Config(penalty="sp+eo").anchor_weight == 0.0
+
+
+def test_the_anchor_holds_thetas_feature_coefficients_near_the_initial_sets():
+    """θ₀ is the feature part of the initial set's inner model; the anchor is a term of P in θ alone,
+    and a strong anchor keeps θ(x̂)'s feature coefficients nearer θ₀ than none does."""
+    real = _real(n=200, seed=3)
+    kw = dict(penalty="sp_gap", gamma=100.0, prox=0.0, lr=0.05, k_max=100, progress=False)
+    prob = bilevel._Problem(real, real.s, real.y, real.x, bilevel.Stage1Config(anchor=3.0, **kw))
+    np.testing.assert_allclose(prob.theta0, model.fit(real, 1e-4)[:3], atol=1e-6)
+    theta = np.random.default_rng(5).normal(size=5)
+    free = bilevel._Problem(real, real.s, real.y, real.x, bilevel.Stage1Config(anchor=0.0, **kw))
+    assert free.theta0 is None
+    shift = theta[:3] - prob.theta0
+    assert prob.objective(real.x, theta)[0] - free.objective(real.x, theta)[0] == pytest.approx(1.5 * shift @ shift)
+    runs = {a: bilevel.synthesize(real, bilevel.Stage1Config(anchor=a, **kw)) for a in (0.0, 3.0)}
+    drift = {a: np.linalg.norm(r.theta[:3] - prob.theta0) for a, r in runs.items()}
+    assert drift[3.0] < 0.5 * drift[0.0]
+    assert runs[3.0].history["gap"][-1] < 0.5 * runs[3.0].history["gap"][0]  # the gap still shrinks
 
 
 def test_prox_is_measured_in_units_of_each_columns_spread():
@@ -182,6 +206,8 @@ def test_bad_gap_settings_are_one_line_errors():
         bilevel.Stage1Config(penalty="sp_gap", gamma=-1.0)
     with pytest.raises(FedFairError, match=r"^stage1.prox must be a number >= 0 or null, got -0.5$"):
         bilevel.Stage1Config(prox=-0.5)
+    with pytest.raises(FedFairError, match=r"^stage1.anchor must be a number >= 0 or null, got -1$"):
+        bilevel.Stage1Config(penalty="sp_gap", anchor=-1)
     with pytest.raises(FedFairError, match="sp_gap or eo_gap"):
         bilevel.Stage1Config(penalty="gap")
 
