@@ -37,7 +37,7 @@ METHODS: list[tuple[str, str, list[str]]] = [  # (label, swept config key, overr
     ("one-shot, no DP", "stage1.rho", ["strategy=oneshot", "stage2=none", "stage1.rho=0,10,100,1000"]),
     # the gap penalties (issue 15; the paper's covariance penalty is the row above)
     ("one-shot, sp_gap", "stage1.gamma", ["strategy=oneshot", "stage2=none", "stage1.penalty=sp_gap",
-                                          "stage1.gamma=10,100"]),
+                                          "stage1.gamma=10,50"]),
     ("one-shot, eo_gap", "stage1.gamma", ["strategy=oneshot", "stage2=none", "stage1.penalty=eo_gap",
                                           "stage1.gamma=100,1000"]),
     ("one-shot, gaussian DP first eps=3", "stage1.rho", ["strategy=oneshot", "stage2=gaussian",
