@@ -16,6 +16,12 @@ def base_overrides() -> list[str]:
     return ["dataset=synthetic", "dataset.rows=600", "stage1.k_max=20", "stage2=none", "progress=false"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (in file order), so that the parallel workers (pytest.ini: ``-n``) start the
+    long simulations and deployments early and the short tests fill in around them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     """A test that needs a dataset file which is not there fails with one line naming the file and

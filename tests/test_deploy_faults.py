@@ -4,7 +4,8 @@
   failure, no test hook in the product);
 - deployment (scripts/deploy_local.sh): the SuperNode of partition 2 and its children are SIGKILLed
   once it has received its train message. Flower 1.41 answers for a node whose heartbeats stopped
-  (within 2 × 30 s) with an error reply from the SuperLink itself.
+  (within 2 × 30 s) with an error reply from the SuperLink itself; below min_clients, the same
+  natural failure as in simulation.
 With min_clients met the run finishes with partitions 0 and 1 and results.json names partition 2 and
 why; below it the run ends with one error line (exit 2 in deployment)."""
 
@@ -123,10 +124,23 @@ def test_a_supernode_killed_mid_round_is_named_and_the_survivors_finish(tmp_path
 
 
 @pytest.mark.slow
-def test_a_supernode_killed_below_min_clients_ends_the_deployment_in_one_line(tmp_path):
-    proc, out = _deploy_and_kill_node_2(tmp_path, min_clients=3)
+def test_a_deployment_below_min_clients_ends_in_one_line(tmp_path):
+    """Partition 2's ClientApp fails (too few rows for ns1=100, as in the simulation test above) with
+    min_clients=3: the deployment exits 2 with one error line, writes no results.json and leaves
+    nothing running. (A killed SuperNode reaches the same check through Flower's error reply, above.)"""
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT_DIR": str(out), "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "deploy_local.sh"), "3", *OVERRIDES,
+                           "partition=dirichlet", "stage1.ns1=100", "strategy.min_clients=3"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    work = re.search(r"private dir (\S+)$", proc.stdout.splitlines()[0])[1]
+    left = procs.settle(work, str(out))
+    procs.stop(left)
+    assert not left, left  # nothing of this run is left behind
+    assert not Path(work).exists()
     assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert proc.stderr == ("error: upload: only 2 of 3 clients answered (min_clients=3); "
                            "see the log for their errors\n")
     assert "Traceback" not in proc.stdout
+    assert "upload: partition 2 failed: stage-1 ns1=100 gives 100 rows" in proc.stdout
     assert not (out / "results.json").exists()
