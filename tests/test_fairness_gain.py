@@ -28,5 +28,9 @@ def test_penalties_cut_unfairness_at_small_accuracy_cost(client):
     assert sp["abs_spd"] < 0.3 * base["abs_spd"]
     assert abs(sp["cov_sp"]) < 0.3 * abs(base["cov_sp"])
     assert eo["abs_eod"] < 0.5 * base["abs_eod"]
-    assert sp["accuracy"] > base["accuracy"] - 0.02
-    assert eo["accuracy"] > base["accuracy"] - 0.02
+    majority = max(float((test.y == 1).mean()), float((test.y == -1).mean()))
+    assert base["accuracy"] > majority  # a model, not the majority class
+    for fair in (sp, eo):  # and the fair models are not (nearly) constant either
+        assert 0.015 < fair["selection_rate"] < 0.985
+    assert sp["accuracy"] > base["accuracy"] - 0.02 and sp["accuracy"] >= majority
+    assert eo["accuracy"] > base["accuracy"] - 0.02 and eo["accuracy"] >= majority
