@@ -22,9 +22,6 @@ from fedfair.fairdistill.networks import condition
 from fedfair.fairdistill.penalty import dependence, kernel
 from fedfair.table import Table
 
-# One worker runs this module (pytest.ini: --dist loadgroup), so its module fixture is built once.
-pytestmark = pytest.mark.xdist_group("fairdistill")
-
 
 def _posteriors(b=7, d=2, seed=0):
     gen = torch.Generator().manual_seed(seed)

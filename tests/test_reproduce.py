@@ -18,9 +18,6 @@ import pytest
 
 from fakeruns import fake_results, write_run
 
-# One worker runs this module (pytest.ini: --dist loadgroup), so its module fixture is built once.
-pytestmark = pytest.mark.xdist_group("reproduce")
-
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "reproduce_paper.py"
 COLUMNS = ("syn_1(100%)", "syn_2(100%)", "syn_2(10%)")
