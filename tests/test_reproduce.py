@@ -99,17 +99,20 @@ def test_fast_sigma_is_the_smallest_that_spends_at_most_epsilon_3_in_10_epochs()
     assert reproduce_paper.DP_FAST == ["stage2=dpctgan", "stage2.epochs=10", f"stage2.sigma={sigma}"]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("paper")
+@pytest.mark.slow  # 3 simulation jobs; one test, so that one worker runs them (pytest.ini: -n)
+def test_tiny_run_end_to_end(tmp_path):
+    """The real script on a tiny fixture: its tables match the runs, the cache ran stage 1 and
+    DP-CTGAN once per configuration and client, and syn_2(10%) uploads a tenth of one sample."""
+    out = tmp_path / "paper"
     proc = _run(*TINY, "--rhos", "1000", "--out", str(out), timeout=1500)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-4000:]}"
-    return out, json.loads(proc.stdout.strip().splitlines()[-1])
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    _tables_match_the_runs(out, summary)
+    _cache_ran_stage1_and_dpctgan_once_per_configuration_and_client(out)
+    _syn2_10_percent_uploads_a_tenth_of_the_same_sample(out)
 
 
-@pytest.mark.slow  # 3 simulation jobs: the engine starts once per job (≈ 30 s each here)
-def test_tiny_run_end_to_end_tables_match_the_runs(tiny):
-    out, summary = tiny
+def _tables_match_the_runs(out: Path, summary: dict) -> None:
     assert summary["runs"] == 3 and summary["seeds"] == [0] and 0 < summary["sweeps_wall_s"] <= summary["wall_s"]
     assert [Path(p).name for p in summary["figures"]] == ["fig2_sp.png"]
     assert (out / "fig2_sp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -143,16 +146,12 @@ def _cache_entries(cache: Path) -> Counter:
     return kinds
 
 
-@pytest.mark.slow
-def test_cache_ran_stage1_and_dpctgan_once_per_configuration_and_client(tiny):
-    out, _ = tiny
+def _cache_ran_stage1_and_dpctgan_once_per_configuration_and_client(out: Path) -> None:
     # 3 jobs — syn_1, syn_2(100%), syn_2(10%) — but one stage-1 entry and one DP-CTGAN fit per client
     assert _cache_entries(out / "cache") == {"stage1": 2, "none": 2, "dpctgan": 2}
 
 
-@pytest.mark.slow
-def test_syn2_10_percent_uploads_a_tenth_of_the_same_sample(tiny):
-    out, _ = tiny
+def _syn2_10_percent_uploads_a_tenth_of_the_same_sample(out: Path) -> None:
     uploads: dict[tuple, dict[int, int]] = {}
     for path in out.glob("*/*/results.json"):
         r = json.loads(path.read_text())
