@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import fcntl
+import pickle
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from fedfair.env import set_offline_defaults
@@ -16,10 +22,35 @@ def base_overrides() -> list[str]:
     return ["dataset=synthetic", "dataset.rows=600", "stage1.k_max=20", "stage2=none", "progress=false"]
 
 
+@pytest.fixture(scope="session")
+def built_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Callable[[str, Callable[[], Any]], Any]:
+    """``built_once(name, build)``: ``build()`` once per test session, also across the xdist workers
+    (a module-scoped fixture is built again on every worker that runs one of its tests). The first
+    worker to ask builds it under a file lock and pickles it; the others wait for it and load it."""
+    def get(name: str, build: Callable[[], Any]) -> Any:
+        if worker_id == "master":  # not under xdist: nothing to share
+            return build()
+        root = tmp_path_factory.getbasetemp().parent  # this session's, shared by its workers
+        path = root / f"{name}.pickle"
+        with open(root / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.exists():
+                path.write_bytes(pickle.dumps(build()))
+            return pickle.loads(path.read_bytes())
+    return get
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first (in file order), so that the parallel workers (pytest.ini: ``-n``) start the
-    long simulations and deployments early and the short tests fill in around them."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Slow tests first, so that the parallel workers (pytest.ini: ``-n``) start the long simulations
+    and deployments early and the short tests fill in around them. The slow tests take turns by file
+    (the first of each file, then the second, ...), so that tests sharing a fixture (``built_once``)
+    do not all start at once and wait for the same build."""
+    turn, seen = {}, Counter()
+    for item in items:
+        slow = item.get_closest_marker("slow") is not None
+        turn[item.nodeid] = (not slow, seen[item.path, slow] if slow else 0)
+        seen[item.path, slow] += 1
+    items.sort(key=lambda item: turn[item.nodeid])
 
 
 @pytest.hookimpl(hookwrapper=True)

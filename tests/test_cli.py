@@ -124,7 +124,8 @@ def test_a_run_prints_the_results_path_and_logs_the_rest(tmp_path):
     """progress=false: the console holds the results line (and the summary, if marked for it) and
     no warning; Flower's round lines, the config it sends, Ray's warnings and the metrics are in
     <output_dir>/fedfair.log."""
-    out = subprocess.run([sys.executable, "-m", "fedfair.cli", "run", "stage2=none", "dataset=synthetic", "progress=false"],
+    out = subprocess.run([sys.executable, "-m", "fedfair.cli", "run", "stage2=none", "dataset=synthetic",
+                          "dataset.rows=600", "stage1.k_max=20", "progress=false"],
                          capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=600)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()

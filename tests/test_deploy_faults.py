@@ -4,8 +4,10 @@
   failure, no test hook in the product);
 - deployment (scripts/deploy_local.sh): the SuperNode of partition 2 and its children are SIGKILLed
   once it has received its train message. Flower 1.41 answers for a node whose heartbeats stopped
-  (within 2 × 30 s) with an error reply from the SuperLink itself; below min_clients, the same
-  natural failure as in simulation.
+  (within 2 × its interval) with an error reply from the SuperLink itself. The SuperNodes here report
+  at Flower's minimum interval, 10 s, not its default 30 s (tests/fast_heartbeat/sitecustomize.py:
+  Flower takes it from a constant only), so the SuperLink gives up on the killed one within 20 s.
+  Below min_clients, the same natural failure as in simulation.
 With min_clients met the run finishes with partitions 0 and 1 and results.json names partition 2 and
 why; below it the run ends with one error line (exit 2 in deployment)."""
 
@@ -28,6 +30,7 @@ from strategies.base import MeteredFedAvg
 from strategies.simulation import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
+FAST_HEARTBEAT = Path(__file__).resolve().parent / "fast_heartbeat"
 OVERRIDES = ["dataset=synthetic", "dataset.rows=600", "stage1.k_max=20", "stage2=none", "progress=false"]
 NODE_UNAVAILABLE = "Error: Node Unavailable — The destination node failed to report a heartbeat"
 
@@ -82,7 +85,8 @@ def _deploy_and_kill_node_2(tmp_path: Path, min_clients: int) -> tuple[subproces
     """deploy_local.sh 3 with SuperNode 2 (and its children) killed once its train message arrived;
     checks that nothing of the deployment is left running."""
     out = tmp_path / "out"
-    env = {**os.environ, "OUT_DIR": str(out), "PYTHON": sys.executable}
+    path = os.pathsep.join(p for p in (str(FAST_HEARTBEAT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "OUT_DIR": str(out), "PYTHON": sys.executable, "PYTHONPATH": path}
     with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
         proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "deploy_local.sh"), "3", *OVERRIDES,
                                  f"strategy.min_clients={min_clients}"], cwd=tmp_path, env=env,

@@ -85,8 +85,7 @@ def test_fedavg_fadm_needs_the_fadm_generator():
 
 @pytest.mark.slow
 def test_fedavg_fadm_through_the_real_simulation(tmp_path):
-    overrides = [*TINY_FADM, "strategy=fedavg_fadm", "strategy.rounds=2", "simulation.num_cpus=1",
-                 "simulation.timeout=600"]
+    overrides = [*TINY_FADM, "strategy=fedavg_fadm", "strategy.rounds=2", "simulation.timeout=600"]
     res = json.loads(simulate(compose_config(overrides), tmp_path, overrides).read_text())
     assert res["strategy"] == "fedavg_fadm" and res["communication"]["rounds"] == 2
     assert all(c["n_train"] == 2 * c["n_synthetic"] > 300 for c in res["per_client"])

@@ -250,8 +250,7 @@ def test_balanced_labels_need_both_classes():
 ITER = 1500
 
 
-@pytest.fixture(scope="module")
-def biased():
+def _fit_biased():
     ds = load_dataset("synthetic", rows=2000, seed=0)
     layout = fd.Layout.from_schema(ds.schema)
     test = load_dataset("synthetic", rows=2000, seed=1).table
@@ -259,6 +258,11 @@ def biased():
     fits = {beta: fd.fit(ds.table, layout, fd.FairDistillConfig(**{**cfg.__dict__, "beta": beta}))
             for beta in (0.0, cfg.beta)}
     return ds.table, test, cfg, fits
+
+
+@pytest.fixture(scope="module")
+def biased(built_once):
+    return built_once("fairdistill-biased", _fit_biased)
 
 
 def _latents(gen, table):

@@ -122,7 +122,7 @@ def test_a_sweep_over_generation_settings_trains_the_generator_once_per_client(t
 
 @pytest.mark.slow
 def test_oneshot_fairdistill_through_the_real_simulation(tmp_path):
-    overrides = [*TINY, "stage2=none", "simulation.num_cpus=1", "simulation.timeout=600"]
+    overrides = [*TINY, "stage2=none", "simulation.timeout=600"]
     res = json.loads(simulate(compose_config(overrides), tmp_path, overrides).read_text())
     assert res["strategy"] == "oneshot" and res["config"]["stage1"]["name"] == "fairdistill"
     assert all(c["n_upload"] > 150 for c in res["per_client"])
@@ -131,8 +131,7 @@ def test_oneshot_fairdistill_through_the_real_simulation(tmp_path):
 
 @pytest.mark.slow
 def test_fedavg_fairdistill_through_the_real_simulation(tmp_path):
-    overrides = [*TINY, "strategy=fedavg_fairdistill", "strategy.rounds=2", "simulation.num_cpus=1",
-                 "simulation.timeout=600"]
+    overrides = [*TINY, "strategy=fedavg_fairdistill", "strategy.rounds=2", "simulation.timeout=600"]
     res = json.loads(simulate(compose_config(overrides), tmp_path, overrides).read_text())
     assert res["strategy"] == "fedavg_fairdistill" and res["communication"]["rounds"] == 2
     assert all(c["n_train"] == 2 * c["n_synthetic"] > 300 for c in res["per_client"])

@@ -152,8 +152,7 @@ def test_stage_configs_do_not_block_the_federated_baselines():
 
 @pytest.mark.slow
 def test_fedavg_and_fairfed_through_the_real_simulation(tmp_path):
-    # One Ray actor serves both nodes: half the cold start of two (the run's time is mostly Ray's).
-    common = [*OVERRIDES, "num_clients=2", "strategy.rounds=2", "simulation.timeout=600", "simulation.num_cpus=1"]
+    common = [*OVERRIDES, "num_clients=2", "strategy.rounds=2", "simulation.timeout=600"]
     results = {}
     for strategy in ("fedavg", "fairfed"):
         overrides = [*common, f"strategy={strategy}"]
@@ -163,7 +162,7 @@ def test_fedavg_and_fairfed_through_the_real_simulation(tmp_path):
         assert res["strategy"] == strategy
         assert res["communication"]["rounds"] == 2
         assert sorted(c["partition_id"] for c in res["per_client"]) == [0, 1]
-        assert 0.5 < res["metrics"]["accuracy"] <= 1.0
+        assert res["metrics"]["accuracy"] > res["sanity"]["majority_rate"]
     # FairFed's extra exchanges: groups once, stats in each of the 2 rounds, 2 clients, both ways.
     extra = results["fairfed"]["communication"]["messages"] - results["fedavg"]["communication"]["messages"]
     assert extra == 2 * (2 + 2 * 2)

@@ -21,9 +21,10 @@ KEYS = ("accuracy", "spd", "eod", "cov_sp", "cov_eo", "dpr", "eor", "recall", "f
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sim")
-    return json.loads(simulate(compose_config(OVERRIDES), out, OVERRIDES).read_text())
+def reference(tmp_path_factory, built_once):
+    def run() -> dict:
+        return json.loads(simulate(compose_config(OVERRIDES), tmp_path_factory.mktemp("sim"), OVERRIDES).read_text())
+    return built_once("run-modes-reference", run)
 
 
 def _same_metrics(res, ref):
