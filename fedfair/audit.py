@@ -18,8 +18,6 @@ Euclidean distance.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.neighbors import NearestNeighbors
 
 from fedfair.errors import FedFairError
 from fedfair.table import Table
@@ -27,12 +25,16 @@ from fedfair.table import Table
 
 def closest(reference: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Euclidean distance from each query row to its nearest reference row."""
+    from sklearn.neighbors import NearestNeighbors  # only when an audit runs: keeps process start-up light
+
     index = NearestNeighbors(n_neighbors=1).fit(reference)
     return index.kneighbors(queries, return_distance=True)[0][:, 0]
 
 
 def auc(positives: np.ndarray, negatives: np.ndarray) -> float:
     """P(score of a positive > score of a negative) + ½ P(tie): the Mann–Whitney form of the ROC AUC."""
+    from scipy.stats import rankdata  # only when an audit runs: keeps process start-up light
+
     ranks = rankdata(np.concatenate([positives, negatives]))
     n_pos, n_neg = len(positives), len(negatives)
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

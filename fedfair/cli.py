@@ -1,7 +1,8 @@
 """The ``fedfair`` command (``fedfair --help``, ``fedfair run --help``).
 
-``run`` is the one place this package reaches the Flower adapters (``strategies``), imported lazily;
-every other module of ``fedfair`` is Flower-free.
+``run`` is the one place this package reaches the Flower adapters (``strategies``), imported lazily:
+only when a job runs, so ``--help``, ``--cfg job`` and a config error start fast; every other module of
+``fedfair`` is Flower-free.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ import json
 import shutil
 import sys
 import textwrap
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fedfair.console import quiet
-from fedfair.env import set_offline_defaults
+from fedfair.env import conf_dir, set_offline_defaults
 from fedfair.errors import FedFairError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 DESCRIPTION = """\
 Federated fair learning with synthetic data, in Flower's simulation engine.
@@ -113,17 +118,34 @@ def run_help(overrides: list[str], width: int | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+def _task(cfg: DictConfig) -> None:
+    """The Hydra task: compose → simulate (the ServerApp logs the summary) → ``results: <path>``."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from strategies.simulation import simulate  # Flower, Ray and the apps: imported only when a job runs
+
+    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    hc = HydraConfig.get()
+    try:
+        path = simulate(resolved, Path(hc.runtime.output_dir), list(hc.overrides.task))
+    except FedFairError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(f"results: {path}", flush=True)
+
+
 def _run(args: list[str]) -> int:
     if HELP_FLAGS & set(args):
         print(run_help([a for a in args if not a.startswith("-")]), end="")
         return 0
     if not HYDRA_INFO_FLAGS & set(args):  # Hydra's help and --cfg run no job
         _check_jobs(args)
-    from strategies.simulation import hydra_main
+    import hydra
 
     sys.argv = ["fedfair run", *args]
     with quiet():
-        hydra_main()
+        hydra.main(config_path=str(conf_dir()), config_name="config", version_base=None)(_task)()
     return 0
 
 

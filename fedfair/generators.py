@@ -80,21 +80,27 @@ class Bilevel:
 
 @dataclass(frozen=True)
 class Package:
-    """A trained generator whose package has ``fit``, ``sample`` and ``training_key`` (looked up at
-    call time) and a model class with ``save`` / ``load``."""
+    """A trained generator whose package has ``fit``, ``sample`` and ``training_key``, its
+    configuration class ``config_class`` and its model class ``model_class`` with ``save`` / ``load``,
+    all looked up at first use (the package loads its torch code then: a run without this generator
+    never imports torch)."""
 
     name: str
     package: ModuleType
-    config: type
-    model: type
+    config_class: str
+    model_class: str
     dataset_check: Callable[[Any, Layout], None] | None = None
     trained: bool = True
+
+    @property
+    def config(self) -> type:
+        return getattr(self.package, self.config_class)
 
     def fit(self, table: Table, layout: Layout, cfg: Any) -> Any:
         return self.package.fit(table, layout, cfg)
 
     def load(self, path: Path, layout: Layout) -> Any:
-        return self.model.load(path, layout)
+        return getattr(self.package, self.model_class).load(path, layout)
 
     def sample(self, model: Any, table: Table, cfg: Any) -> tuple[Table, dict[str, Any]]:
         return self.package.sample(model, table, cfg)
@@ -117,8 +123,8 @@ GENERATORS: dict[str, Generator] = {
     g.name: g
     for g in (
         Bilevel(),
-        Package("fadm", fadm, fadm.FADMConfig, fadm.FADM, _fadm_domains),
-        Package("fairdistill", fairdistill, fairdistill.FairDistillConfig, fairdistill.FairDistill),
+        Package("fadm", fadm, "FADMConfig", "FADM", _fadm_domains),
+        Package("fairdistill", fairdistill, "FairDistillConfig", "FairDistill"),
     )
 }
 

@@ -13,7 +13,6 @@ faithful reproduction.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from scipy.special import expit
 
 from fedfair import schema
@@ -148,6 +147,8 @@ def lbfgs(
     max_iter: int = 100,
 ) -> np.ndarray:
     """Minimise ℓ_r by L-BFGS with a strong Wolfe line search (the paper's inner solver, §3.3)."""
+    import torch  # torch only for the paper's L-BFGS: keeps process start-up light
+
     _check(z, y)
     zt = torch.from_numpy(z)
     yt = torch.from_numpy(y.astype(np.float64))

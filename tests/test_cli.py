@@ -119,6 +119,19 @@ def test_hydra_info_flags_still_work(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_processes_start_light():
+    """A ClientApp or ServerApp process (one per message in a deployment) imports no torch, scipy.stats
+    or sklearn until a generator, synthesizer or audit needs them, and ``--cfg job`` composes the
+    config without the simulation machinery."""
+    code = (
+        "import sys, clients.client_app, strategies.server_app; from fedfair.cli import main; "
+        "main(['run', 'stage2=none', '--cfg', 'job']); "
+        "print([m for m in ('torch', 'scipy.stats', 'sklearn', 'strategies.simulation', 'ray') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "num_clients: 2" in out.stdout and out.stdout.splitlines()[-1] == "[]"
+
 @pytest.mark.slow
 def test_a_run_prints_the_results_path_and_logs_the_rest(tmp_path):
     """progress=false: the console holds the results line (and the summary, if marked for it) and

@@ -9,18 +9,21 @@ student encoder distilled from it (eq. 4–6), and fair rows decoded from the st
 - :mod:`~fedfair.fairdistill.generator`: the configuration, :func:`fit`, :func:`sample`,
   :meth:`FairDistill.generate`, :meth:`FairDistill.save` / :meth:`FairDistill.load`.
 
-The feature blocks come from :class:`fedfair.fadm.Layout` (rows ↔ schema features).
+The feature blocks come from :class:`fedfair.fadm.Layout` (rows ↔ schema features). The names of
+:mod:`~fedfair.fairdistill.generator` are loaded at their first use (it imports torch), so a run
+without this generator starts without torch.
 """
 
+import importlib
+from typing import Any
+
 from fedfair.fadm.layout import Layout
-from fedfair.fairdistill.generator import (
-    FairDistill,
-    FairDistillConfig,
-    distil,
-    fit,
-    fit_teacher,
-    sample,
-    training_key,
-)
 
 __all__ = ["FairDistill", "FairDistillConfig", "Layout", "distil", "fit", "fit_teacher", "sample", "training_key"]
+
+
+def __getattr__(name: str) -> Any:
+    """The generator's names, imported on first use (PEP 562)."""
+    if name in __all__:
+        return getattr(importlib.import_module("fedfair.fairdistill.generator"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
