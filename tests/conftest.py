@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import pickle
 from collections import Counter
 from collections.abc import Callable
@@ -8,18 +9,23 @@ from typing import Any
 
 import pytest
 
+from fedfair.config import compose_config
 from fedfair.env import set_offline_defaults
 from fedfair.errors import FedFairError
+from strategies.simulation import simulate
 
 # The datasets are found by the library's one rule (fedfair.data.data_dir): $FEDFAIR_DATA_DIR, else
 # ~/.cache/fedfair/datasets. CI sets FEDFAIR_DATA_DIR to ../shared/datasets (.ci/run).
 set_offline_defaults()
 
 
+TINY = ["dataset=synthetic", "dataset.rows=600", "stage1.k_max=20", "stage2=none", "progress=false"]
+
+
 @pytest.fixture
 def base_overrides() -> list[str]:
     """A tiny, fast experiment: synthetic data, few outer steps, no stage 2."""
-    return ["dataset=synthetic", "dataset.rows=600", "stage1.k_max=20", "stage2=none", "progress=false"]
+    return list(TINY)
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +44,16 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Call
                 path.write_bytes(pickle.dumps(build()))
             return pickle.loads(path.read_bytes())
     return get
+
+
+@pytest.fixture(scope="session")
+def reference(built_once: Callable[[str, Callable[[], Any]], Any], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """results.json of the simulation of ``base_overrides`` (built once): what the other run modes
+    (``flwr run``, deploy_local.sh) must reproduce."""
+    def run() -> dict:
+        out = tmp_path_factory.mktemp("reference")
+        return json.loads(simulate(compose_config(TINY), out, TINY).read_text())
+    return built_once("reference-simulation", run)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,6 +1,8 @@
 """scripts/deploy_local.sh is secure by default: the SuperLink speaks TLS only (with a certificate from
 the run's own CA), and a SuperNode whose key was not registered, or that has no key, is refused
-(Flower 1.41's ``--enable-supernode-auth`` + ``flwr supernode register``), while the run goes on."""
+(Flower 1.41's ``--enable-supernode-auth`` + ``flwr supernode register``), while the run goes on. Two
+deployments share the machine, each with the simulation's metrics for its own data, and neither
+leaves a process behind (tests/procs.py)."""
 
 import json
 import os
@@ -17,10 +19,12 @@ from pathlib import Path
 import pytest
 
 import procs
+from fedfair.config import compose_config
+from runs import private_dir, same_metrics
+from strategies.simulation import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-OVERRIDES = ["dataset=synthetic", "dataset.rows=600", "stage1.k_max=20", "stage2=none", "progress=false"]
 
 
 def _read_until(proc: subprocess.Popen, prefix: str, timeout: float = 300) -> list[str]:
@@ -56,63 +60,96 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_local_deployment_speaks_tls_and_refuses_unregistered_supernodes(tmp_path):
-    out, hold = tmp_path / "out", tmp_path / "hold"
-    hold.touch()
-    env = {**os.environ, "OUT_DIR": str(out), "PYTHON": sys.executable, "FEDFAIR_DEPLOY_HOLD": str(hold)}
-    proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "deploy_local.sh"), "2", *OVERRIDES], cwd=tmp_path,
+def _deploy(tmp_path: Path, name: str, overrides: list[str], hold: Path | None = None) -> subprocess.Popen:
+    """deploy_local.sh 2 (secure by default) into <tmp_path>/<name>, optionally held before `flwr run`."""
+    env = {**os.environ, "OUT_DIR": str(tmp_path / name), "PYTHON": sys.executable}
+    if hold:
+        env["FEDFAIR_DEPLOY_HOLD"] = str(hold)
+    return subprocess.Popen(["bash", str(ROOT / "scripts" / "deploy_local.sh"), "2", *overrides], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    work = str(out)  # replaced by the private dir the script announces
+
+
+def _probe(port: int, ca: str, work: str, logs: Path, tmp_path: Path) -> None:
+    """The running deployment's TLS, key files and SuperNode authentication, from outside."""
+    assert os.stat(work).st_mode & 0o777 == 0o700
+    for key in ("ca.key", "server.key", "node-0", "node-1"):
+        assert os.stat(Path(work) / "creds" / key).st_mode & 0o777 == 0o600, key
+
+    # (a) TLS: the handshake succeeds against the run's CA, for the name 127.0.0.1 ...
+    context = ssl.create_default_context(cafile=ca)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+            assert ("IP Address", "127.0.0.1") in tls.getpeercert()["subjectAltName"]
+    with urllib.request.urlopen(f"https://127.0.0.1:{port}/health", context=context, timeout=10) as resp:
+        assert resp.status == 200
+    # ... fails without it (a certificate no one else trusts), and plain HTTP gets no answer.
+    with pytest.raises(urllib.error.URLError) as refused:
+        urllib.request.urlopen(f"https://127.0.0.1:{port}/health", timeout=10)
+    assert isinstance(refused.value.reason, ssl.SSLCertVerificationError)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10)
+
+    # (b) SuperNodes without the right credentials are refused: a key nobody registered, no key.
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_credentials.py"), str(tmp_path / "intruder"),
+                    "--nodes", "1"], check=True)
+    status, log = _supernode(port, tmp_path / "stranger.log", "--root-certificates", ca,
+                             "--auth-supernode-private-key", str(tmp_path / "intruder" / "node-0"))
+    assert status == 1 and "Failed to activate SuperNode" in log, log[-2000:]
+    status, log = _supernode(port, tmp_path / "keyless.log", "--root-certificates", ca)
+    assert status == 1 and "All SuperNodes must be registered" in log, log[-2000:]
+    superlink_log = (logs / "superlink.log").read_text()
+    assert "[/v1/fleet/activate-node][ApiError:2004]" in superlink_log  # refused by the SuperLink
+    assert "[/v1/fleet/register-node][ApiError:2001]" in superlink_log
+
+
+@pytest.mark.slow
+def test_two_deployments_at_once_speak_tls_refuse_strangers_and_give_their_own_results(
+        reference, base_overrides, tmp_path):
+    """Two deploy_local.sh runs (K = 2) side by side on their own ports, CA and private dirs. Run a is
+    held before `flwr run` while its SuperLink is probed (TLS, and two SuperNodes without registered
+    keys refused) and b runs; then a goes on with its two registered nodes. Each finishes with the
+    simulation's metrics for its own data, and stops all it started, keys and certificates included."""
+    hold = tmp_path / "hold"
+    hold.touch()
+    other_data = [o.replace("rows=600", "rows=800") for o in base_overrides]
+    runs = {"a": (base_overrides, _deploy(tmp_path, "a", base_overrides, hold)),
+            "b": (other_data, _deploy(tmp_path, "b", other_data))}
+    proc, works = runs["a"][1], []
     try:
         lines = _read_until(proc, "holding: ")
         match = re.match(r"deployment: superlink 127\.0\.0\.1:(\d+), TLS \(CA (\S+)\), "
                          r"SuperNode authentication on, private dir (\S+)$", lines[0])
         assert match, lines[0]
-        port, ca, work = int(match[1]), match[2], match[3]
-        assert os.stat(work).st_mode & 0o777 == 0o700
-        for key in ("ca.key", "server.key", "node-0", "node-1"):
-            assert os.stat(Path(work) / "creds" / key).st_mode & 0o777 == 0o600, key
-
-        # (a) TLS: the handshake succeeds against the run's CA, for the name 127.0.0.1 ...
-        context = ssl.create_default_context(cafile=ca)
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                assert tls.version() in ("TLSv1.2", "TLSv1.3")
-                assert ("IP Address", "127.0.0.1") in tls.getpeercert()["subjectAltName"]
-        with urllib.request.urlopen(f"https://127.0.0.1:{port}/health", context=context, timeout=10) as resp:
-            assert resp.status == 200
-        # ... fails without it (a certificate no one else trusts), and plain HTTP gets no answer.
-        with pytest.raises(urllib.error.URLError) as refused:
-            urllib.request.urlopen(f"https://127.0.0.1:{port}/health", timeout=10)
-        assert isinstance(refused.value.reason, ssl.SSLCertVerificationError)
-        with pytest.raises(OSError):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10)
-
-        # (b) SuperNodes without the right credentials are refused: a key nobody registered, no key.
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_credentials.py"), str(tmp_path / "intruder"),
-                        "--nodes", "1"], check=True)
-        status, log = _supernode(port, tmp_path / "stranger.log", "--root-certificates", ca,
-                                 "--auth-supernode-private-key", str(tmp_path / "intruder" / "node-0"))
-        assert status == 1 and "Failed to activate SuperNode" in log, log[-2000:]
-        status, log = _supernode(port, tmp_path / "keyless.log", "--root-certificates", ca)
-        assert status == 1 and "All SuperNodes must be registered" in log, log[-2000:]
-        superlink_log = (out / "deploy-logs" / "superlink.log").read_text()
-        assert "[/v1/fleet/activate-node][ApiError:2004]" in superlink_log  # refused by the SuperLink
-        assert "[/v1/fleet/register-node][ApiError:2001]" in superlink_log
-
-        hold.unlink()  # let the run go on with the two registered nodes
-        stdout, stderr = proc.communicate(timeout=600)
+        works.append(match[3])
+        _probe(int(match[1]), match[2], match[3], tmp_path / "a" / "deploy-logs", tmp_path)
+        hold.unlink()  # let run a go on with the two registered nodes
+        results = {}
+        for name, (overrides, proc) in runs.items():
+            stdout, stderr = proc.communicate(timeout=600)
+            out = tmp_path / name
+            lines = (lines if name == "a" else []) + stdout.strip().splitlines()
+            if name == "b":
+                works.append(private_dir(lines[0]))
+            assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
+            assert "TLS (CA " in lines[0] and "SuperNode authentication on" in lines[0]
+            assert lines[-1] == f"results: {out / 'results.json'}"
+            assert (out / "deploy-logs" / "supernode-1.log").exists()
+            results[name] = json.loads((out / "results.json").read_text())
     finally:
-        if proc.poll() is None:  # a failed check: SIGTERM lets the script stop its processes
-            proc.terminate()
-            proc.communicate(timeout=60)
-        left = procs.settle(str(out), work)
+        for _, proc in runs.values():
+            if proc.poll() is None:  # a failed check: SIGTERM lets the script stop its processes
+                proc.terminate()
+                proc.communicate(timeout=60)
+        left = procs.settle(*works, str(tmp_path / "a"), str(tmp_path / "b"))
         procs.stop(left)
-    assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
-    assert not left, left
-    results = json.loads((out / "results.json").read_text())
-    assert [c["partition_id"] for c in results["per_client"]] == [0, 1]  # the registered nodes only
+    assert not left, left  # nothing of either run is left behind
+    assert not any(Path(work).exists() for work in works)  # keys and certificates deleted
+    assert [c["partition_id"] for c in results["a"]["per_client"]] == [0, 1]  # the registered nodes only
+    same_metrics(results["a"], reference)
+    other = json.loads(simulate(compose_config(other_data), tmp_path / "sim-b", other_data).read_text())
+    same_metrics(results["b"], other)  # run b has its own data: its own numbers, not a's
+    assert results["a"]["metrics"]["n"] != results["b"]["metrics"]["n"]
 
 
 def test_deploy_local_rejects_a_bad_insecure_value():
