@@ -21,6 +21,7 @@ from fedfair.table import Table
 
 LAMBDA_THETA = schema.defaults("strategy", "oneshot")["lam_theta"]  # the server model's (eq. 16)
 DECREMENT_FLOOR = 1e-24  # below it, a Newton step changes ℓ_r by less than rounding
+FLAT = 1e-15  # relative change of ℓ_r within rounding (a few ulps)
 
 
 def design(table: Table) -> np.ndarray:
@@ -133,6 +134,10 @@ def newton(
             cand = theta + t * step
             f_new, g_new, h_new = _pieces(cand, z, y, lam)
             if f_new <= f + 1e-4 * t * slope or t < 1e-10:
+                break
+            # Next to the minimum ℓ_r is flat to rounding and Armijo cannot judge a step (it used to
+            # halve t ~30 times per iteration up to max_iter): a step that shrinks the gradient is taken.
+            if abs(f_new - f) <= FLAT * abs(f) and np.max(np.abs(g_new)) < np.max(np.abs(g)):
                 break
             t *= 0.5
         theta, f, g, h = cand, f_new, g_new, h_new
