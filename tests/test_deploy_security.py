@@ -1,8 +1,9 @@
 """scripts/deploy_local.sh is secure by default: the SuperLink speaks TLS only (with a certificate from
 the run's own CA), and a SuperNode whose key was not registered, or that has no key, is refused
 (Flower 1.41's ``--enable-supernode-auth`` + ``flwr supernode register``), while the run goes on. Two
-deployments share the machine, each with the simulation's metrics for its own data, and neither
-leaves a process behind (tests/procs.py)."""
+deployments share the machine: one finishes with the simulation's metrics while the other, with
+fewer than min_clients answering, ends in one error line; neither leaves a process behind
+(tests/procs.py)."""
 
 import json
 import os
@@ -19,9 +20,7 @@ from pathlib import Path
 import pytest
 
 import procs
-from fedfair.config import compose_config
 from runs import private_dir, same_metrics
-from strategies.simulation import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -60,12 +59,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _deploy(tmp_path: Path, name: str, overrides: list[str], hold: Path | None = None) -> subprocess.Popen:
-    """deploy_local.sh 2 (secure by default) into <tmp_path>/<name>, optionally held before `flwr run`."""
+def _deploy(tmp_path: Path, name: str, k: int, overrides: list[str], hold: Path | None = None) -> subprocess.Popen:
+    """deploy_local.sh K (secure by default) into <tmp_path>/<name>, optionally held before `flwr run`."""
     env = {**os.environ, "OUT_DIR": str(tmp_path / name), "PYTHON": sys.executable}
     if hold:
         env["FEDFAIR_DEPLOY_HOLD"] = str(hold)
-    return subprocess.Popen(["bash", str(ROOT / "scripts" / "deploy_local.sh"), "2", *overrides], cwd=tmp_path,
+    return subprocess.Popen(["bash", str(ROOT / "scripts" / "deploy_local.sh"), str(k), *overrides], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -104,40 +103,35 @@ def _probe(port: int, ca: str, work: str, logs: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_deployments_at_once_speak_tls_refuse_strangers_and_give_their_own_results(
+def test_two_deployments_at_once_one_probed_and_finished_one_below_min_clients_in_one_line(
         reference, base_overrides, tmp_path):
-    """Two deploy_local.sh runs (K = 2) side by side on their own ports, CA and private dirs. Run a is
-    held before `flwr run` while its SuperLink is probed (TLS, and two SuperNodes without registered
-    keys refused) and b runs; then a goes on with its two registered nodes. Each finishes with the
-    simulation's metrics for its own data, and stops all it started, keys and certificates included."""
+    """Two deploy_local.sh runs side by side on their own ports, CA and private dirs.
+    - a (K = 2) is held before `flwr run` while its SuperLink is probed (TLS; two SuperNodes without
+      registered keys refused), then goes on with its two registered nodes and finishes with the
+      simulation's metrics.
+    - b (K = 3) has a partition whose ClientApp fails (54 training rows under the Dirichlet split, and
+      stage1.ns1=100 asks for 100: the natural failure of test_deploy_faults.py's simulation test) with
+      min_clients=3: it exits 2 with one error line and writes no results.json.
+    Each stops all it started, keys and certificates included."""
     hold = tmp_path / "hold"
     hold.touch()
-    other_data = [o.replace("rows=600", "rows=800") for o in base_overrides]
-    runs = {"a": (base_overrides, _deploy(tmp_path, "a", base_overrides, hold)),
-            "b": (other_data, _deploy(tmp_path, "b", other_data))}
-    proc, works = runs["a"][1], []
+    a = _deploy(tmp_path, "a", 2, base_overrides, hold)
+    b = _deploy(tmp_path, "b", 3, [*base_overrides, "partition=dirichlet", "stage1.ns1=100", "strategy.min_clients=3"])
+    works = []
     try:
-        lines = _read_until(proc, "holding: ")
+        lines = _read_until(a, "holding: ")
         match = re.match(r"deployment: superlink 127\.0\.0\.1:(\d+), TLS \(CA (\S+)\), "
                          r"SuperNode authentication on, private dir (\S+)$", lines[0])
         assert match, lines[0]
         works.append(match[3])
         _probe(int(match[1]), match[2], match[3], tmp_path / "a" / "deploy-logs", tmp_path)
         hold.unlink()  # let run a go on with the two registered nodes
-        results = {}
-        for name, (overrides, proc) in runs.items():
-            stdout, stderr = proc.communicate(timeout=600)
-            out = tmp_path / name
-            lines = (lines if name == "a" else []) + stdout.strip().splitlines()
-            if name == "b":
-                works.append(private_dir(lines[0]))
-            assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
-            assert "TLS (CA " in lines[0] and "SuperNode authentication on" in lines[0]
-            assert lines[-1] == f"results: {out / 'results.json'}"
-            assert (out / "deploy-logs" / "supernode-1.log").exists()
-            results[name] = json.loads((out / "results.json").read_text())
+        stdout, stderr = a.communicate(timeout=600)
+        lines += stdout.strip().splitlines()
+        b_out, b_err = b.communicate(timeout=600)
+        works.append(private_dir(b_out.splitlines()[0]))
     finally:
-        for _, proc in runs.values():
+        for proc in (a, b):
             if proc.poll() is None:  # a failed check: SIGTERM lets the script stop its processes
                 proc.terminate()
                 proc.communicate(timeout=60)
@@ -145,11 +139,20 @@ def test_two_deployments_at_once_speak_tls_refuse_strangers_and_give_their_own_r
         procs.stop(left)
     assert not left, left  # nothing of either run is left behind
     assert not any(Path(work).exists() for work in works)  # keys and certificates deleted
-    assert [c["partition_id"] for c in results["a"]["per_client"]] == [0, 1]  # the registered nodes only
-    same_metrics(results["a"], reference)
-    other = json.loads(simulate(compose_config(other_data), tmp_path / "sim-b", other_data).read_text())
-    same_metrics(results["b"], other)  # run b has its own data: its own numbers, not a's
-    assert results["a"]["metrics"]["n"] != results["b"]["metrics"]["n"]
+
+    assert a.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    assert lines[-1] == f"results: {tmp_path / 'a' / 'results.json'}"
+    assert (tmp_path / "a" / "deploy-logs" / "supernode-1.log").exists()
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert [c["partition_id"] for c in results["per_client"]] == [0, 1]  # the registered nodes only
+    same_metrics(results, reference)
+
+    assert "TLS (CA " in b_out.splitlines()[0] and "SuperNode authentication on" in b_out.splitlines()[0]
+    assert b.returncode == 2, b_out[-3000:] + b_err[-2000:]
+    assert b_err == "error: upload: only 2 of 3 clients answered (min_clients=3); see the log for their errors\n"
+    assert "Traceback" not in b_out
+    assert "upload: partition 2 failed: stage-1 ns1=100 gives 100 rows" in b_out
+    assert not (tmp_path / "b" / "results.json").exists()
 
 
 def test_deploy_local_rejects_a_bad_insecure_value():
