@@ -12,17 +12,15 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import statistics
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from hydra.experimental.callback import Callback
 
-from fedfair.results import CONSTANT_RATE, SUMMARY_KEYS
+from fedfair.results import CONSTANT_RATE, SUMMARY_KEYS, write_atomic
 
 # The metrics every table and figure shows: fairness gaps are marked † where the model was constant.
 FAIRNESS = {"abs_spd": "|SPD|", "abs_eod": "|EOD|"}
@@ -82,18 +80,15 @@ def flat_row(results: dict[str, Any], overrides: list[str] | None = None) -> dic
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     """Write rows (union of keys, first-seen order; None as an empty cell) atomically."""
-    path = Path(path).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
     keys: list[str] = []
     for row in rows:
         keys.extend(k for k in row if k not in keys)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fh:
+
+    def dump(fh: TextIO) -> None:
         writer = csv.DictWriter(fh, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, dump)
 
 
 def aggregate(rows: Iterable[dict[str, Any]], by: Sequence[str], keys: Sequence[str]) -> list[dict[str, Any]]:

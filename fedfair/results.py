@@ -8,9 +8,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from fedfair.metrics import Counts, majority_rate
 
@@ -285,20 +286,28 @@ def plot_history(results: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> Path:
-    """Write JSON atomically (temp file + rename): a crash never leaves a half-written file."""
+def write_atomic(path: Path, write: Callable[[TextIO], None]) -> Path:
+    """Write a text file atomically (``write`` fills a temp file, then a rename): a crash never leaves
+    a half-written file, and a good file is replaced only by a complete one."""
     path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, allow_nan=False, default=_jsonable)
-            fh.write("\n")
+        with os.fdopen(fd, "w", newline="") as fh:
+            write(fh)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> Path:
+    """Write JSON atomically (:func:`write_atomic`)."""
+    def dump(fh: TextIO) -> None:
+        json.dump(payload, fh, indent=2, allow_nan=False, default=_jsonable)
+        fh.write("\n")
+    return write_atomic(path, dump)
 
 
 def _jsonable(value: Any) -> Any:
