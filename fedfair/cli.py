@@ -165,6 +165,11 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def command(*args: str) -> list[str]:
+    """``fedfair args...`` as a subprocess command, run by this interpreter (for the scripts)."""
+    return [sys.executable, "-m", "fedfair.cli", *args]
+
+
 def main(argv: list[str] | None = None) -> int:
     set_offline_defaults()
     argv = sys.argv[1:] if argv is None else argv

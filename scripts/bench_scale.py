@@ -22,11 +22,12 @@ import os
 import resource
 import shlex
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from fedfair import cli
 
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -96,16 +97,12 @@ def measure(cmd: list[str], log: Path) -> dict[str, float]:
     return {"wall_s": wall, "cpu_s": max(reaped, sum(sampler.cpu.values())), "peak_gb": sampler.peak_rss / 1e9}
 
 
-def fedfair_run(args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "fedfair.cli", "run", *args]
-
-
 def scale(ks: list[int], dataset: str, partition: str, extra: list[str], work: Path) -> dict:
     rows = {}
     for k in ks:
         out = work / f"k{k}"
-        cmd = fedfair_run([f"num_clients={k}", f"dataset={dataset}", f"partition={partition}", "stage2=none",
-                           "progress=false", *extra, f"hydra.run.dir={out}"])
+        cmd = cli.command("run", f"num_clients={k}", f"dataset={dataset}", f"partition={partition}", "stage2=none",
+                          "progress=false", *extra, f"hydra.run.dir={out}")
         row = measure(cmd, work / f"k{k}.log")
         res = json.loads((out / "results.json").read_text())
         row["accuracy"] = res["metrics"]["accuracy"]
@@ -121,7 +118,7 @@ def scale(ks: list[int], dataset: str, partition: str, extra: list[str], work: P
 
 
 def sweep(overrides: str, work: Path) -> dict:
-    cmd = fedfair_run(["-m", *shlex.split(overrides), "progress=false", f"hydra.sweep.dir={work / 'sweep'}"])
+    cmd = cli.command("run", "-m", *shlex.split(overrides), "progress=false", f"hydra.sweep.dir={work / 'sweep'}")
     row = measure(cmd, work / "sweep.log")
     stage1 = []
     for path in sorted((work / "sweep").glob("*/results.json")):

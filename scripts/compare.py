@@ -28,7 +28,7 @@ from typing import Any
 
 from reproduce_paper import DP_FAST
 
-from fedfair import report
+from fedfair import cli, report
 from fedfair.config import compose_config
 from fedfair.env import set_offline_defaults
 from fedfair.errors import FedFairError
@@ -71,10 +71,10 @@ def sweep_dir(out: Path, label: str, seed: int) -> Path:
 
 def run(label: str, overrides: list[str], seed: int, common: list[str], out: Path) -> None:
     """One Hydra multirun through the CLI into :func:`sweep_dir`."""
-    fedfair = str(Path(sys.executable).parent / "fedfair")
-    cmd = [fedfair, "run", "-m", *common, *overrides, f"seed={seed}", "progress=false",
-           f"hydra.sweep.dir={sweep_dir(out, label, seed)}"]
-    log(" ".join(cmd[1:]))
+    args = ["run", "-m", *common, *overrides, f"seed={seed}", "progress=false",
+            f"hydra.sweep.dir={sweep_dir(out, label, seed)}"]
+    log(" ".join(args))
+    cmd = cli.command(*args)
     with open(out / "runs.log", "a") as fh:
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=os.environ)
     if proc.returncode != 0:

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fedfair import report
+from fedfair import cli, report
 from fedfair.config import compose_config
 from fedfair.env import set_offline_defaults
 from fedfair.errors import FedFairError
@@ -101,12 +101,6 @@ def log(msg: str) -> None:
 # Running the sweeps
 
 
-def fedfair_command() -> list[str]:
-    """The ``fedfair`` console script of this interpreter's environment (else ``python -m``)."""
-    script = Path(sys.executable).with_name("fedfair")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "fedfair.cli"]
-
-
 def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The sweeps to run: per seed, syn_1 (stage2=none) then syn_2 (DP-CTGAN, both N_s2)."""
     common = [*args.extra, "stage1.penalty=" + ",".join(args.penalties),
@@ -133,7 +127,7 @@ def run_sweep(sweep: dict[str, Any], out: Path, done_before: int, total: int, t0
     """Run one multirun through the CLI (its output to ``<out>/logs/<name>.log``), logging each job's
     results.json as it appears. Returns the number of jobs finished."""
     sweep_dir = out / sweep["name"]
-    cmd = [*fedfair_command(), "run", "-m", *sweep["overrides"], f"hydra.sweep.dir={sweep_dir}",
+    cmd = [*cli.command("run", "-m"), *sweep["overrides"], f"hydra.sweep.dir={sweep_dir}",
            "progress=false", f"cache_dir={out / 'cache'}"]
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)

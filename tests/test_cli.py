@@ -132,6 +132,7 @@ def test_processes_start_light():
     assert out.returncode == 0, out.stderr
     assert "num_clients: 2" in out.stdout and out.stdout.splitlines()[-1] == "[]"
 
+
 @pytest.mark.slow
 def test_a_run_prints_the_results_path_and_logs_the_rest(tmp_path):
     """progress=false: the console holds the results line (and the summary, if marked for it) and
