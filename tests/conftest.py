@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-# Three workers share 2 cores (pytest.ini): one BLAS/OpenMP thread per process, else their waiting
-# threads spin on each other's cores (the full suite: 689 s of CPU against 755 s). Set before numpy
+# The workers share 2 cores (pytest.ini) with the runs they start: one BLAS/OpenMP thread per process,
+# else waiting threads spin on each other's cores (the full suite: 689 s of CPU against 755 s). Set before numpy
 # and torch are imported; subprocesses (runs, deployments, Ray workers) inherit it; a value set by
 # the user is kept.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
